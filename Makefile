@@ -1,0 +1,33 @@
+# Every target installs what it needs from uv.lock first; nothing has to be set up by hand.
+PYTHON ?= python3
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+export MLOPS_HOME ?= $(CURDIR)/.mlops
+export UV_PYTHON_DOWNLOADS := never
+export GX_ANALYTICS_ENABLED := false
+PYTEST := $(VENV_PY) -m pytest
+# pytest exits 5 when a selection holds no test; that is not a failure for the second backend pass.
+PYTEST_OK_IF_EMPTY = ; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
+
+.PHONY: install test test-fast bench demo lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: uv.lock pyproject.toml
+	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(PYTHON) -m uv sync --locked --python $(PYTHON)
+	@touch $@
+
+# The whole suite on a SQLite metadata DB, then the Airflow-database tests again on a fresh PostgreSQL DB.
+test: install
+	$(PYTEST) tests
+	MLOPS_METADATA_BACKEND=postgres $(PYTEST) tests -m airflow_db $(PYTEST_OK_IF_EMPTY)
+
+bench: install
+	$(VENV_PY) benchmarks/run.py
+
+demo: install
+	$(VENV_PY) scripts/demo.py
+
+clean:
+	rm -rf $(VENV) .mlops .pytest_cache

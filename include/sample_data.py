@@ -1,0 +1,148 @@
+"""Seeded sample data for the reference DAGs, the demo and the tests: a customer-churn table.
+
+Columns: ``customer_id`` (int), ``tenure_months`` (int, 0-71), ``monthly_charges`` (float, dollars),
+``support_calls`` (int, Poisson), ``plan`` (basic / plus / pro), ``contract`` (monthly / yearly),
+``event_timestamp`` (UTC), and the label ``churned`` (0/1), which depends on the features.
+
+Switches:
+
+* ``drift=True``: customers pay more (``monthly_charges`` +15 on average) and move to the ``pro`` plan;
+* ``corruption=<kind>``: one of ``CORRUPTIONS`` (a missing column, nulls, out-of-range values, an unseen
+  category, a wrong dtype, an empty partition), for showing that validation blocks bad data.
+
+As a script it writes daily parquet partitions ``<out>/dt=YYYY-MM-DD/part-00000.parquet``:
+
+    python include/sample_data.py --out .mlops/data/churn --start 2026-01-01 --days 7
+    python include/sample_data.py --out .mlops/data/churn --start 2026-01-08 --days 1 --drift
+    python include/sample_data.py --out .mlops/data/churn --start 2026-01-09 --days 1 --corruption nulls
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FEATURES = ["tenure_months", "monthly_charges", "support_calls", "plan", "contract"]
+TARGET = "churned"
+TIMESTAMP = "event_timestamp"
+ENTITY = "customer_id"
+PLANS = ["basic", "plus", "pro"]
+CORRUPTIONS = ("missing_column", "wrong_dtype", "nulls", "out_of_range", "unseen_category", "empty")
+
+
+def churn_frame(
+    rows: int = 2000,
+    seed: int = 0,
+    *,
+    drift: bool = False,
+    day: date | str = "2026-01-01",
+    first_customer_id: int = 0,
+) -> pd.DataFrame:
+    """One day of customer activity; the same ``seed`` gives the same rows."""
+    rng = np.random.default_rng(seed)
+    plan_shares = [0.3, 0.3, 0.4] if drift else [0.5, 0.3, 0.2]
+    plan = rng.choice(PLANS, rows, p=plan_shares)
+    contract = rng.choice(["monthly", "yearly"], rows, p=[0.6, 0.4])
+    tenure = rng.integers(0, 72, rows)
+    charges = (rng.normal(85 if drift else 70, 20, rows) + (plan == "pro") * 15).clip(5, None).round(2)
+    calls = rng.poisson(1.5, rows)
+    start = pd.Timestamp(str(day), tz="UTC")
+    logit = (
+        -1.2
+        - 0.05 * tenure
+        + 0.03 * (charges - 70)
+        + 0.45 * calls
+        + 0.8 * (contract == "monthly")
+        - 0.4 * (plan == "pro")
+    )
+    return pd.DataFrame(
+        {
+            ENTITY: np.arange(first_customer_id, first_customer_id + rows),
+            "tenure_months": tenure,
+            "monthly_charges": charges,
+            "support_calls": calls,
+            "plan": plan,
+            "contract": contract,
+            TIMESTAMP: start + pd.to_timedelta(np.sort(rng.integers(0, 86_400, rows)), unit="s"),
+            TARGET: (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int),
+        }
+    )
+
+
+def corrupt(frame: pd.DataFrame, kind: str, seed: int = 0) -> pd.DataFrame:
+    """The same rows with one kind of damage a validation gate must catch."""
+    rng = np.random.default_rng(seed)
+    damaged = frame.copy()
+    rows = rng.choice(len(damaged), size=max(1, len(damaged) // 20), replace=False)
+    if kind == "missing_column":
+        return damaged.drop(columns=["monthly_charges"])
+    if kind == "wrong_dtype":
+        damaged["tenure_months"] = damaged["tenure_months"].astype(str) + " months"
+    elif kind == "nulls":
+        damaged.loc[damaged.index[rows], "monthly_charges"] = np.nan
+    elif kind == "out_of_range":
+        damaged.loc[damaged.index[rows], "tenure_months"] = -5
+    elif kind == "unseen_category":
+        damaged.loc[damaged.index[rows], "plan"] = "enterprise"
+    elif kind == "empty":
+        return damaged.head(0)
+    else:
+        raise ValueError(f"Unknown corruption {kind!r}; use one of {CORRUPTIONS}.")
+    return damaged
+
+
+def write_partitions(
+    out: str | Path,
+    *,
+    start: date | str = "2026-01-01",
+    days: int = 7,
+    rows_per_day: int = 2000,
+    drift: bool = False,
+    corruption: str | None = None,
+    seed: int = 0,
+) -> list[Path]:
+    """Write ``days`` daily partitions under ``out``; each day's rows depend only on the seed and the date."""
+    first = date.fromisoformat(str(start))
+    written = []
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        day_seed = seed * 100_003 + day.toordinal()
+        frame = churn_frame(rows_per_day, day_seed, drift=drift, day=day, first_customer_id=offset * rows_per_day)
+        if corruption:
+            frame = corrupt(frame, corruption, seed=day_seed)
+        folder = Path(out) / f"dt={day.isoformat()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / "part-00000.parquet"
+        frame.to_parquet(target, index=False)
+        written.append(target)
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="folder that receives dt=YYYY-MM-DD partitions")
+    parser.add_argument("--start", default="2026-01-01", help="first day (YYYY-MM-DD)")
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--rows-per-day", type=int, default=2000)
+    parser.add_argument("--drift", action="store_true", help="inject drift (higher charges, more pro plans)")
+    parser.add_argument("--corruption", choices=CORRUPTIONS, help="inject one kind of bad data")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    for path in write_partitions(
+        args.out,
+        start=args.start,
+        days=args.days,
+        rows_per_day=args.rows_per_day,
+        drift=args.drift,
+        corruption=args.corruption,
+        seed=args.seed,
+    ):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

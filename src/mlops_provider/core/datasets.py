@@ -1,0 +1,418 @@
+"""Read and write tabular datasets (parquet, CSV) at a URI.
+
+A URI is a local path, a ``file://`` URI or an ``s3://bucket/key`` URI, and names either one file or a
+folder (prefix) of part files. S3 access takes a boto3 S3 client made by the caller (the Airflow layer
+builds it from an ``aws`` connection), so this module never looks for credentials itself.
+
+Folders: every data file below the folder is read in name order; names starting with ``_`` or ``.``
+(``_SUCCESS``, ``.crc``) and empty marker files are ignored; ``key=value`` folder names (Hive-style
+partitions) become string columns unless the files already hold that column.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+from mlops_provider.core.errors import (
+    DatasetError,
+    DatasetNotFoundError,
+    EmptyDatasetError,
+    UnsupportedFormatError,
+)
+from mlops_provider.core.storage import put_bytes
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FORMATS_BY_SUFFIX = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".parq": "parquet",
+    ".csv": "csv",
+    ".csv.gz": "csv",
+}
+SUPPORTED_FORMATS = ("parquet", "csv")
+PART_FILE_STEM = "part-00000"
+_S3_DOWNLOAD_THREADS = 8
+
+
+@dataclass(frozen=True)
+class DatasetLocation:
+    """Where a dataset URI points: ``scheme`` is ``file`` or ``s3``; ``path`` is a local path or an S3 key."""
+
+    uri: str
+    scheme: str
+    path: str
+    bucket: str = ""
+
+    @property
+    def suffix_format(self) -> str | None:
+        return format_from_name(self.path)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What was read or written: small enough for XCom."""
+
+    uri: str
+    format: str
+    rows: int
+    columns: list[str] = field(default_factory=list)
+    files: int = 1
+    bytes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def format_from_name(name: str) -> str | None:
+    lowered = name.lower()
+    for suffix in sorted(FORMATS_BY_SUFFIX, key=len, reverse=True):
+        if lowered.endswith(suffix):
+            return FORMATS_BY_SUFFIX[suffix]
+    return None
+
+
+def parse_uri(uri: str) -> DatasetLocation:
+    """Split a dataset URI into scheme, bucket and path, rejecting schemes this provider cannot read."""
+    if not isinstance(uri, str) or not uri.strip():
+        raise DatasetError(
+            f"Dataset URI {uri!r} is empty; give a local path, a file:// URI or an s3://bucket/key URI."
+        )
+    uri = uri.strip()
+    parsed = urlparse(uri)
+    scheme = parsed.scheme.lower()
+    if scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt"):
+        path = unquote(parsed.path) if scheme == "file" else uri
+        if scheme == "file" and parsed.netloc not in ("", "localhost"):
+            # file://relative/path: the "host" is the first path segment.
+            path = parsed.netloc + path
+        return DatasetLocation(uri=uri, scheme="file", path=os.path.expanduser(path))
+    if scheme in ("s3", "s3a", "s3n"):
+        if not parsed.netloc:
+            raise DatasetError(f"Dataset URI {uri!r} names no bucket; write it as s3://bucket/key.")
+        return DatasetLocation(uri=uri, scheme="s3", bucket=parsed.netloc, path=parsed.path.lstrip("/"))
+    raise UnsupportedFormatError(
+        f"Dataset URI {uri!r} uses the scheme {scheme!r}, which is not supported; "
+        "use a local path, file:// or s3://."
+    )
+
+
+def _require_s3_client(location: DatasetLocation, s3_client: Any) -> Any:
+    if s3_client is None:
+        raise DatasetError(
+            f"Dataset URI {location.uri!r} is on S3 but no S3 client was given; "
+            "set aws_conn_id on the task to an Airflow 'aws' connection."
+        )
+    return s3_client
+
+
+def _is_ignored(name: str) -> bool:
+    base = name.rsplit("/", 1)[-1]
+    return base.startswith(("_", "."))
+
+
+def _partition_values(relative_dir: str) -> dict[str, str]:
+    values = {}
+    for segment in relative_dir.split("/"):
+        if "=" in segment:
+            key, _, value = segment.partition("=")
+            if key:
+                values[key] = unquote(value)
+    return values
+
+
+@dataclass(frozen=True)
+class _DataFile:
+    name: str  # local path or S3 key
+    relative_dir: str
+    size: int
+
+
+def _check_format(location: DatasetLocation, files: list[_DataFile], fmt: str | None) -> str:
+    if fmt is not None:
+        if fmt not in SUPPORTED_FORMATS:
+            raise UnsupportedFormatError(
+                f"Format {fmt!r} asked for {location.uri!r} is not supported; use one of {SUPPORTED_FORMATS}."
+            )
+        return fmt
+    found = {}
+    for data_file in files:
+        file_format = format_from_name(data_file.name)
+        if file_format is None:
+            raise UnsupportedFormatError(
+                f"Cannot tell the format of {data_file.name!r} in dataset {location.uri!r}: expected a file "
+                f"ending in one of {sorted(FORMATS_BY_SUFFIX)}; rename it or pass format='parquet' or 'csv'."
+            )
+        found.setdefault(file_format, data_file.name)
+    if len(found) > 1:
+        raise UnsupportedFormatError(
+            f"Dataset {location.uri!r} mixes formats ({', '.join(sorted(found))}); "
+            "keep one format per dataset folder."
+        )
+    return next(iter(found))
+
+
+def _list_local(location: DatasetLocation) -> list[_DataFile]:
+    root = Path(location.path)
+    if root.is_file():
+        return [_DataFile(str(root), "", root.stat().st_size)]
+    if not root.exists():
+        raise DatasetNotFoundError(
+            f"No dataset at {location.uri!r}: the path does not exist. Check the URI (templated values such "
+            "as {{ ds }} included) or write the dataset first."
+        )
+    files = []
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        if path.is_dir() or any(_is_ignored(part) for part in relative.split("/")):
+            continue
+        size = path.stat().st_size
+        if size == 0:
+            continue
+        files.append(_DataFile(str(path), relative.rpartition("/")[0], size))
+    return files
+
+
+def _list_s3(location: DatasetLocation, s3_client: Any) -> list[_DataFile]:
+    from botocore.exceptions import ClientError
+
+    key = location.path
+    try:
+        if key and not key.endswith("/"):
+            try:
+                head = s3_client.head_object(Bucket=location.bucket, Key=key)
+                return [_DataFile(key, "", int(head["ContentLength"]))]
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                    raise
+            prefix = key + "/"
+        else:
+            prefix = key
+        files = []
+        paginator = s3_client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=location.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                relative = item["Key"][len(prefix) :]
+                if not relative or relative.endswith("/"):
+                    continue
+                if any(_is_ignored(part) for part in relative.split("/")) or item["Size"] == 0:
+                    continue
+                files.append(_DataFile(item["Key"], relative.rpartition("/")[0], int(item["Size"])))
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code == "NoSuchBucket":
+            raise DatasetNotFoundError(
+                f"No dataset at {location.uri!r}: the bucket {location.bucket!r} does not exist "
+                "(or the aws connection points at another endpoint)."
+            ) from error
+        raise DatasetError(
+            f"Could not list {location.uri!r} on S3 ({code or error}); check the aws connection's "
+            "credentials and its access to the bucket."
+        ) from error
+    if not files and not _s3_prefix_exists(s3_client, location.bucket, prefix):
+        raise DatasetNotFoundError(
+            f"No dataset at {location.uri!r}: no object or folder with that key exists in bucket "
+            f"{location.bucket!r}. Check the URI (templated values such as {{{{ ds }}}} included)."
+        )
+    return sorted(files, key=lambda data_file: data_file.name)
+
+
+def list_partitions(uri: str, *, s3_client: Any = None) -> list[str]:
+    """URIs of the immediate children (partition folders or files) of a folder URI, in name order.
+
+    Hidden and marker names (``_SUCCESS``, ``.tmp``) are left out; an empty list means nothing landed yet.
+    """
+    location = parse_uri(uri)
+    base = location.uri.rstrip("/")
+    if location.scheme == "s3":
+        client = _require_s3_client(location, s3_client)
+        prefix = location.path.rstrip("/") + "/" if location.path else ""
+        names = set()
+        for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=location.bucket, Prefix=prefix, Delimiter="/"
+        ):
+            names.update(item["Prefix"][len(prefix) :].rstrip("/") for item in page.get("CommonPrefixes", []))
+            names.update(item["Key"][len(prefix) :] for item in page.get("Contents", []) if item["Size"] > 0)
+    else:
+        root = Path(location.path)
+        if not root.is_dir():
+            return []
+        names = {child.name for child in root.iterdir()}
+    return [f"{base}/{name}" for name in sorted(names) if name and not _is_ignored(name)]
+
+
+def _s3_prefix_exists(s3_client: Any, bucket: str, prefix: str) -> bool:
+    page = s3_client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+    return bool(page.get("KeyCount", 0))
+
+
+def _read_bytes_frame(data: bytes | str, name: str, fmt: str, columns: list[str] | None) -> pd.DataFrame:
+    import pandas as pd
+
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        source = io.BytesIO(data) if isinstance(data, bytes) else data
+        return pq.read_table(source, columns=columns).to_pandas()
+    compression = "gzip" if name.lower().endswith(".gz") else None
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
+    return pd.read_csv(source, usecols=columns, compression=compression)
+
+
+def _read_one(location: DatasetLocation, data_file: _DataFile, fmt: str, columns, s3_client) -> pd.DataFrame:
+    try:
+        if location.scheme == "s3":
+            body = s3_client.get_object(Bucket=location.bucket, Key=data_file.name)["Body"].read()
+            frame = _read_bytes_frame(body, data_file.name, fmt, columns)
+        else:
+            frame = _read_bytes_frame(data_file.name, data_file.name, fmt, columns)
+    except (DatasetError, MemoryError):
+        raise
+    except Exception as error:  # pyarrow, pandas and botocore each raise their own types
+        shown = f"s3://{location.bucket}/{data_file.name}" if location.scheme == "s3" else data_file.name
+        raise DatasetError(
+            f"Could not read {shown!r} (part of dataset {location.uri!r}) as {fmt}: "
+            f"{type(error).__name__}: {error}. Check that the file is a complete {fmt} file, "
+            "or pass the right format."
+        ) from error
+    for key, value in _partition_values(data_file.relative_dir).items():
+        if key not in frame.columns and (columns is None or key in columns):
+            frame[key] = value
+    return frame
+
+
+def read_dataset(
+    uri: str,
+    *,
+    s3_client: Any = None,
+    format: str | None = None,  # noqa: A002 - the natural name for callers
+    columns: list[str] | None = None,
+    allow_empty: bool = False,
+) -> pd.DataFrame:
+    """Read the dataset at ``uri`` into one DataFrame.
+
+    Raises DatasetNotFoundError when nothing is there, EmptyDatasetError when it holds no rows (unless
+    ``allow_empty``), UnsupportedFormatError for files that are not parquet or CSV.
+    """
+    import pandas as pd
+
+    location = parse_uri(uri)
+    if location.scheme == "s3":
+        files = _list_s3(location, _require_s3_client(location, s3_client))
+    else:
+        files = _list_local(location)
+    if not files:
+        if allow_empty:
+            return pd.DataFrame(columns=columns or [])
+        raise EmptyDatasetError(
+            f"Dataset {uri!r} contains no data files (only empty or hidden files); expected parquet or "
+            "CSV part files. Check that the upstream job wrote this partition."
+        )
+    fmt = _check_format(location, files, format)
+    if location.scheme == "s3" and len(files) > 1:
+        with ThreadPoolExecutor(max_workers=min(_S3_DOWNLOAD_THREADS, len(files))) as pool:
+            frames = list(pool.map(lambda f: _read_one(location, f, fmt, columns, s3_client), files))
+    else:
+        frames = [_read_one(location, data_file, fmt, columns, s3_client) for data_file in files]
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    if frame.empty and not allow_empty:
+        raise EmptyDatasetError(
+            f"Dataset {uri!r} has no rows ({len(files)} file(s), columns {list(frame.columns)}); "
+            "expected at least one row. Check that the upstream job wrote data for this partition."
+        )
+    return frame
+
+
+def _encode(frame: pd.DataFrame, fmt: str, name: str) -> bytes:
+    buffer = io.BytesIO()
+    if fmt == "parquet":
+        frame.to_parquet(buffer, index=False)
+    else:
+        compression = "gzip" if name.lower().endswith(".gz") else None
+        frame.to_csv(buffer, index=False, compression=compression)
+    return buffer.getvalue()
+
+
+def write_dataset(
+    frame: pd.DataFrame,
+    uri: str,
+    *,
+    s3_client: Any = None,
+    format: str | None = None,  # noqa: A002
+) -> DatasetInfo:
+    """Write ``frame`` to ``uri``, replacing what was there.
+
+    A URI ending in a known suffix (``.parquet``, ``.csv``, ...) is written as that one file; any other URI
+    is a folder that receives a single ``part-00000.<ext>`` file, and older ``part-*`` files there are
+    removed so that a rerun leaves exactly one copy of the data. The file appears whole or not at all.
+    """
+    location = parse_uri(uri)
+    fmt = format or location.suffix_format or "parquet"
+    if fmt not in SUPPORTED_FORMATS:
+        raise UnsupportedFormatError(
+            f"Cannot write {uri!r} as {fmt!r}; use one of {SUPPORTED_FORMATS}."
+        )
+    single_file = location.suffix_format is not None
+    extension = "parquet" if fmt == "parquet" else "csv"
+    target = location.path if single_file else _join(location.path, f"{PART_FILE_STEM}.{extension}")
+    payload = _encode(frame, fmt, target)
+    if location.scheme == "s3":
+        _write_s3(location, target, payload, single_file, _require_s3_client(location, s3_client))
+    else:
+        _write_local(location, target, payload, single_file)
+    return DatasetInfo(
+        uri=uri, format=fmt, rows=len(frame), columns=[str(c) for c in frame.columns], files=1, bytes=len(payload)
+    )
+
+
+def _join(base: str, name: str) -> str:
+    if not base:
+        return name
+    return base.rstrip("/") + "/" + name
+
+
+def _write_local(location: DatasetLocation, target: str, payload: bytes, single_file: bool) -> None:
+    path = Path(target)
+    if single_file and Path(location.path).is_dir():
+        raise DatasetError(f"Cannot write file {location.uri!r}: a folder already exists at that path.")
+    if not single_file and Path(location.path).is_file():
+        raise DatasetError(
+            f"Cannot write folder dataset {location.uri!r}: a file already exists at that path; "
+            "give the file name with its suffix (.parquet/.csv) or another folder."
+        )
+    put_bytes(location, target, payload)
+    if not single_file:
+        for stale in path.parent.glob("part-*"):
+            if stale != path and stale.is_file():
+                stale.unlink()
+
+
+def _write_s3(location: DatasetLocation, key: str, payload: bytes, single_file: bool, s3_client: Any) -> None:
+    from botocore.exceptions import ClientError
+
+    put_bytes(location, key, payload, s3_client)
+    if single_file:
+        return
+    prefix = _join(location.path, "part-")
+    try:
+        paginator = s3_client.get_paginator("list_objects_v2")
+        stale = [
+            {"Key": item["Key"]}
+            for page in paginator.paginate(Bucket=location.bucket, Prefix=prefix)
+            for item in page.get("Contents", [])
+            if item["Key"] != key and "/" not in item["Key"][len(prefix) :]
+        ]
+        for start in range(0, len(stale), 1000):
+            s3_client.delete_objects(Bucket=location.bucket, Delete={"Objects": stale[start : start + 1000]})
+    except ClientError as error:
+        raise DatasetError(
+            f"Wrote {location.uri!r} but could not remove older part files ({error}); "
+            "check the aws connection's delete permission on the bucket."
+        ) from error

@@ -1,0 +1,225 @@
+"""Feast feature store tasks: apply definitions, materialise windows backfill-safely, build training sets.
+
+Every operator opens the feature repository through ``FeastHook`` (``feast_conn_id`` or ``repo_path``); the
+logic lives in ``mlops_provider.core.features``. Feast is imported only when a task runs.
+
+Large backfills: cut the window into slices and map one ``MaterializeFeaturesOperator`` per slice::
+
+    MaterializeFeaturesOperator.partial(task_id="backfill", repo_path=REPO, max_active_tis_per_dagrun=2)
+        .expand_kwargs(materialization_slices("2025-01-01", "2026-01-01", slice_length=timedelta(days=30)))
+
+or, to slice each run's own data interval at run time::
+
+    MaterializeFeaturesOperator.partial(task_id="materialize", repo_path=REPO)
+        .expand_kwargs(slice_data_interval(slices=4))
+
+Slices may run in any order and in parallel: the online store keeps the newest value per entity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseOperator, get_current_context, task
+
+from mlops_provider.core.features import resolve_window, split_window
+from mlops_provider.hooks.datasets import DatasetHook
+from mlops_provider.hooks.feast import FeastHook
+
+FEAST_TEMPLATE_FIELDS: tuple[str, ...] = ("feast_conn_id", "repo_path")
+
+
+def materialization_slices(
+    window_start: Any,
+    window_end: Any,
+    *,
+    slices: int | None = None,
+    slice_length: timedelta | None = None,
+) -> list[dict[str, str]]:
+    """Keyword arguments for ``MaterializeFeaturesOperator.partial(...).expand_kwargs(...)``: one
+    ``{"window_start", "window_end"}`` dict (ISO 8601 strings) per slice of ``window_start .. window_end``,
+    cut into ``slices`` equal parts or parts of ``slice_length``. For a window known when the DAG is written;
+    use ``slice_data_interval`` to slice each run's data interval."""
+    window = resolve_window(window_start, window_end)
+    return [part.to_dict() for part in split_window(window, slices=slices, slice_length=slice_length)]
+
+
+@task
+def slice_data_interval(slices: int | None = None, slice_length: timedelta | None = None) -> list[dict[str, str]]:
+    """A task that cuts this run's data interval into slices (see ``materialization_slices``); feed its
+    result to ``MaterializeFeaturesOperator.partial(...).expand_kwargs(...)``."""
+    context = get_current_context()
+    window = resolve_window(
+        default_start=context.get("data_interval_start"), default_end=context.get("data_interval_end")
+    )
+    return [part.to_dict() for part in split_window(window, slices=slices, slice_length=slice_length)]
+
+
+class FeastApplyOperator(BaseOperator):
+    """Register the definitions of a Feast feature repository (``feast apply``) and create its online tables.
+
+    The task first computes the difference between the definitions and the registry; when there is none it
+    writes nothing, so running it twice changes nothing. Returns ``{project, created, updated, deleted,
+    unchanged, infra_changes, changed}`` (objects as ``type:name``).
+
+    :param feast_conn_id: a ``feast`` connection whose ``extra.repo_path`` names the repository.
+    :param repo_path: the repository folder (holding ``feature_store.yaml``); overrides the connection.
+    """
+
+    template_fields: Sequence[str] = FEAST_TEMPLATE_FIELDS
+    ui_color = "#c9e4f5"
+
+    def __init__(
+        self, *, feast_conn_id: str = FeastHook.default_conn_name, repo_path: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.feast_conn_id = feast_conn_id
+        self.repo_path = repo_path
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from mlops_provider.core.features import apply_repository
+
+        hook = FeastHook(feast_conn_id=self.feast_conn_id, repo_path=self.repo_path)
+        result = apply_repository(hook.get_conn(), hook.repo_path)
+        self.log.info("%s", result.summary())
+        return result.to_dict()
+
+
+class MaterializeFeaturesOperator(BaseOperator):
+    """Load one window of feature values from the offline store into the online store, backfill-safely.
+
+    The window is the task's data interval unless ``window_start``/``window_end`` (templated, datetimes or
+    ISO 8601 strings) say otherwise. A stored online value is only ever replaced by one with an equal or newer
+    event timestamp, so windows may run in any order (backfills, catch-up, cleared tasks, parallel slices)
+    and the online store still ends with the newest value per entity; rerunning a window leaves it identical.
+    The log says how this was ensured for the configured online store and how many values were kept out.
+    The window is recorded once in the registry's materialisation intervals (what FeatureFreshnessSensor reads).
+    Returns ``{window_start, window_end, online_store, guard, atomic, feature_views, values_written,
+    values_kept_out, seconds}``.
+
+    :param feature_views: names of the feature views to materialise (default: every online feature view).
+    :param window_start: start of the window (default: ``data_interval_start``); included.
+    :param window_end: end of the window (default: ``data_interval_end``); included, as Feast reads it.
+    :param feast_conn_id: a ``feast`` connection whose ``extra.repo_path`` names the repository.
+    :param repo_path: the repository folder; overrides the connection.
+    """
+
+    template_fields: Sequence[str] = ("feature_views", "window_start", "window_end", *FEAST_TEMPLATE_FIELDS)
+    ui_color = "#a6d1ef"
+
+    def __init__(
+        self,
+        *,
+        feature_views: Sequence[str] | None = None,
+        window_start: Any = None,
+        window_end: Any = None,
+        feast_conn_id: str = FeastHook.default_conn_name,
+        repo_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.feature_views = feature_views
+        self.window_start = window_start
+        self.window_end = window_end
+        self.feast_conn_id = feast_conn_id
+        self.repo_path = repo_path
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from mlops_provider.core.features import materialize_window
+
+        window = resolve_window(
+            self.window_start,
+            self.window_end,
+            default_start=context.get("data_interval_start"),
+            default_end=context.get("data_interval_end"),
+        )
+        hook = FeastHook(feast_conn_id=self.feast_conn_id, repo_path=self.repo_path)
+        views = [self.feature_views] if isinstance(self.feature_views, str) else self.feature_views
+        result = materialize_window(hook.get_conn(), window, views)
+        self.log.info("%s", result.summary())
+        return result.to_dict()
+
+
+class GetHistoricalFeaturesOperator(BaseOperator):
+    """Build a point-in-time-correct training set and write it to ``output_uri``.
+
+    ``entity_uri`` holds one row per training example: the entity keys, a timestamp (``timestamp_column``:
+    when the label was observed) and any labels. Each row gets the feature values as they were at its
+    timestamp: the newest feature row not after it and within the feature view's ttl, never a later one. Rows
+    keep their order and extra columns; the result is ready for TrainModelOperator. Rerunning overwrites the
+    same output. Returns ``{output_uri, rows, columns, features, feature_service, entity_uri}``.
+
+    :param entity_uri: the entity frame (local path, ``file://`` or ``s3://``; parquet or csv).
+    :param features: Feast feature references (``["customer_profile:plan", ...]``) or a feature service name.
+    :param output_uri: where the training set goes (a ``.parquet``/``.csv`` file or a folder).
+    :param timestamp_column: the entity frame's timestamp column.
+    :param full_feature_names: name feature columns ``view__feature`` instead of ``feature``.
+    :param aws_conn_id: the ``aws`` connection for ``s3://`` URIs.
+    """
+
+    template_fields: Sequence[str] = (
+        "entity_uri",
+        "features",
+        "output_uri",
+        "timestamp_column",
+        *FEAST_TEMPLATE_FIELDS,
+    )
+    ui_color = "#b8dcc6"
+
+    def __init__(
+        self,
+        *,
+        entity_uri: str,
+        features: str | Sequence[str],
+        output_uri: str,
+        timestamp_column: str = "event_timestamp",
+        full_feature_names: bool = False,
+        aws_conn_id: str | None = "aws_default",
+        feast_conn_id: str = FeastHook.default_conn_name,
+        repo_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.entity_uri = entity_uri
+        self.features = features
+        self.output_uri = output_uri
+        self.timestamp_column = timestamp_column
+        self.full_feature_names = full_feature_names
+        self.aws_conn_id = aws_conn_id
+        self.feast_conn_id = feast_conn_id
+        self.repo_path = repo_path
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from mlops_provider.core.features import build_training_set
+
+        storage = DatasetHook(aws_conn_id=self.aws_conn_id)
+        entities = storage.read(self.entity_uri)
+        store = FeastHook(feast_conn_id=self.feast_conn_id, repo_path=self.repo_path).get_conn()
+        training = build_training_set(
+            store,
+            entities,
+            self.features,
+            timestamp_column=self.timestamp_column,
+            full_feature_names=self.full_feature_names,
+        )
+        info = storage.write(training.frame, self.output_uri)
+        described = training.to_dict()
+        self.log.info(
+            "Training set of %d rows x %d columns written to %s: %d feature(s)%s joined point-in-time onto %s.",
+            info.rows,
+            len(info.columns),
+            self.output_uri,
+            len(training.features),
+            f" (feature service {training.feature_service})" if training.feature_service else "",
+            self.entity_uri,
+        )
+        return {
+            "output_uri": self.output_uri,
+            "rows": info.rows,
+            "columns": info.columns,
+            "features": described["features"],
+            "feature_service": described["feature_service"],
+            "entity_uri": self.entity_uri,
+        }

@@ -1,0 +1,296 @@
+"""TrainModelOperator: train a scikit-learn model, record everything in MLflow, register a new version."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from mlops_provider.core.errors import ConfigurationError
+from mlops_provider.hooks.datasets import DatasetHook
+from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.links.mlflow import MlflowRunLink, mlflow_run_url
+from mlops_provider.operators.context import airflow_run_tags
+
+# The tags that identify one task instance of one DAG run: a retry or a cleared rerun carries the same
+# values (only the try number changes), so they find the version an earlier try registered.
+IDENTITY_TAGS = ("airflow.dag_id", "airflow.run_id", "airflow.task_id", "airflow.map_index")
+_UNSET = ("", "none", "null", "auto")
+
+
+class TrainModelOperator(BaseOperator):
+    """Train a model on a dataset, track the run in MLflow and register it as a new version of ``model_name``.
+
+    :param dataset_uri: the training data (templated): a parquet/CSV file or folder, local or ``s3://``,
+        e.g. a training set written by ``GetHistoricalFeaturesOperator``.
+    :param target_column: the column to predict (templated).
+    :param feature_columns: the model's inputs (templated; a list, JSON list or comma-separated string).
+        Default: every column except the target, ``id_columns``, ``timestamp_column`` and date/time columns.
+    :param id_columns: identifier columns that are never features (e.g. ``["customer_id"]``).
+    :param timestamp_column: when given, the most recent ``test_size`` share of rows (by this column) is held
+        out; otherwise a seeded random split, stratified by class for classification.
+    :param estimator: import path of a scikit-learn estimator class (``sklearn.ensemble.RandomForestClassifier``)
+        or of a function returning a complete ``Pipeline``. Default: ``HistGradientBoostingClassifier`` or
+        ``HistGradientBoostingRegressor`` for the task type. An estimator class gets automatic preprocessing
+        (numerics: median imputation + scaling; categoricals: most-frequent imputation + one-hot, unknown
+        categories ignored); a pipeline factory's pipeline is used as returned.
+    :param estimator_params: keyword arguments for the estimator class or the pipeline factory (templated;
+        a dict or its JSON text).
+    :param problem_type: ``classification`` or ``regression`` (named so because ``task_type`` is an Airflow
+        operator attribute); default: the estimator's kind, else inferred from the target (text, bool,
+        category, or integers with <= 20 distinct values: classification).
+    :param model_name: the registered model that receives the new version (templated).
+    :param experiment_name: the MLflow experiment of the runs (default: ``model_name``).
+    :param champion_alias: the alias whose version is compared with this training (default ``champion``).
+    :param skip_if_unchanged: skip training when the data fingerprint, estimator spec, training configuration
+        and provider version equal the champion's; the result then points at the champion.
+    :param test_size: share of rows held out for the metrics (default 0.2).
+    :param random_state: seed of the split and of every ``random_state`` the estimator leaves unset.
+    :param reference_sample_rows: at most this many training rows are stored as the reference sample for
+        drift checks (default 50,000).
+    :param pip_requirements: requirements recorded with the model; default: pinned numpy, pandas,
+        scikit-learn, scipy and skops when the model holds only their objects, else MLflow's inference.
+    :param aws_conn_id: the ``aws`` connection for ``s3://`` data.
+    :param mlflow_conn_id: the ``mlflow`` connection (default ``mlflow_default``; embedded store without it).
+
+    Returns ``{model_name, version, run_id, model_uri, metrics, data_fingerprint, skipped, experiment_id,
+    outcome, reason}``; ``outcome`` is ``trained``, ``reused`` (a retry found the version an earlier try of
+    this task registered) or ``skipped`` (unchanged since the champion).
+    """
+
+    template_fields: Sequence[str] = (
+        "dataset_uri",
+        "target_column",
+        "feature_columns",
+        "id_columns",
+        "timestamp_column",
+        "estimator",
+        "estimator_params",
+        "problem_type",
+        "model_name",
+        "experiment_name",
+        "champion_alias",
+    )
+    template_fields_renderers = {"estimator_params": "json"}
+    operator_extra_links = (MlflowRunLink(),)
+    ui_color = "#cfe8d5"
+
+    def __init__(
+        self,
+        *,
+        dataset_uri: str,
+        target_column: str,
+        model_name: str,
+        feature_columns: list[str] | str | None = None,
+        id_columns: list[str] | str | None = None,
+        timestamp_column: str | None = None,
+        estimator: str | None = None,
+        estimator_params: dict[str, Any] | str | None = None,
+        problem_type: str | None = None,
+        experiment_name: str | None = None,
+        champion_alias: str = "champion",
+        skip_if_unchanged: bool = True,
+        test_size: float = 0.2,
+        random_state: int = 42,
+        reference_sample_rows: int = 50_000,
+        pip_requirements: list[str] | None = None,
+        aws_conn_id: str | None = "aws_default",
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not model_name:
+            raise ConfigurationError("model_name is empty; name the registered model that receives the versions.")
+        if isinstance(test_size, bool) or not isinstance(test_size, (int, float)) or not 0 < test_size < 1:
+            raise ConfigurationError(f"test_size={test_size!r} must be a fraction between 0 and 1 (e.g. 0.2).")
+        if isinstance(reference_sample_rows, bool) or not isinstance(reference_sample_rows, int) or reference_sample_rows < 1:
+            raise ConfigurationError(f"reference_sample_rows={reference_sample_rows!r} must be a positive integer.")
+        self.dataset_uri = dataset_uri
+        self.target_column = target_column
+        self.model_name = model_name
+        self.feature_columns = feature_columns
+        self.id_columns = id_columns
+        self.timestamp_column = timestamp_column
+        self.estimator = estimator
+        self.estimator_params = estimator_params
+        self.problem_type = problem_type
+        self.experiment_name = experiment_name
+        self.champion_alias = champion_alias
+        self.skip_if_unchanged = skip_if_unchanged
+        self.test_size = test_size
+        self.random_state = random_state
+        self.reference_sample_rows = reference_sample_rows
+        self.pip_requirements = pip_requirements
+        self.aws_conn_id = aws_conn_id
+        self.mlflow_conn_id = mlflow_conn_id
+
+    def training_config(self) -> Any:
+        """The rendered arguments as a ``core.training.TrainingConfig`` (strings from templates parsed)."""
+        from mlops_provider.core.training import TrainingConfig
+
+        task_type = _optional_text(self.problem_type)
+        return TrainingConfig(
+            target_column=str(self.target_column).strip(),
+            feature_columns=_as_list(self.feature_columns, "feature_columns"),
+            id_columns=_as_list(self.id_columns, "id_columns") or [],
+            timestamp_column=_optional_text(self.timestamp_column),
+            estimator=_optional_text(self.estimator),
+            estimator_params=_as_dict(self.estimator_params, "estimator_params"),
+            problem_type=task_type.lower() if task_type else None,
+            test_size=float(self.test_size),
+            random_state=int(self.random_state),
+            reference_sample_rows=int(self.reference_sample_rows),
+            pip_requirements=list(self.pip_requirements) if self.pip_requirements is not None else None,
+        )
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from mlops_provider.core import training as core
+
+        config = self.training_config()
+        config.validate()
+        hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        tags = airflow_run_tags(context)
+        identity = {key: tags[key] for key in IDENTITY_TAGS}
+        client = hook.get_conn()
+
+        earlier = core.find_task_version(client, self.model_name, identity)
+        if earlier is not None:
+            result = core.result_from_version(
+                client,
+                earlier,
+                outcome="reused",
+                reason=f"version {earlier.version} was registered by try {earlier.tags.get('airflow.try_number')} "
+                "of this task in this DAG run",
+            )
+            self.log.info(
+                "Not training again: %s version %s was already registered by try %s of this task for DAG run %s "
+                "(run %s). Returning it.",
+                self.model_name, result.version, earlier.tags.get("airflow.try_number"), identity["airflow.run_id"],
+                result.run_id,
+            )  # fmt: skip
+            return self._finish(context, hook, result)
+
+        frame = DatasetHook(aws_conn_id=self.aws_conn_id).read(self.dataset_uri)
+        prepared = core.prepare_training(frame, config)
+        self.log.info(
+            "Training data %s: %d rows, %s task, features %s; data fingerprint %s.",
+            self.dataset_uri, prepared.rows, prepared.task_type, prepared.features, prepared.data_fingerprint,
+        )  # fmt: skip
+
+        why = "skip_if_unchanged=False"
+        if self.skip_if_unchanged:
+            champion = hook.get_version_by_alias(self.model_name, self.champion_alias)
+            if champion is None:
+                why = f"no {self.model_name}@{self.champion_alias} to compare with"
+                self.log.info("No %s@%s yet: training.", self.model_name, self.champion_alias)
+            else:
+                differences = core.differences_from_champion(champion.tags, prepared.unchanged_tags())
+                if not differences:
+                    reason = (
+                        f"{self.model_name} version {champion.version} (@{self.champion_alias}) was trained on the "
+                        f"same data ({prepared.data_fingerprint}), the same estimator spec and training "
+                        f"configuration, with provider version {champion.tags.get(core.TAG_PROVIDER_VERSION)}"
+                    )
+                    self.log.info("Training skipped: %s. Set skip_if_unchanged=False to train anyway.", reason)
+                    result = core.result_from_version(client, champion, outcome="skipped", reason=reason)
+                    return self._finish(context, hook, result)
+                why = f"version {champion.version} (@{self.champion_alias}) differs: {'; '.join(differences)}"
+                self.log.info("Training: %s %s.", self.model_name, why)
+
+        experiment_id = hook.get_or_create_experiment(self.experiment_name or self.model_name)
+        fitted = core.fit_model(prepared)
+        try:
+            abandoned = core.abandon_unfinished_runs(
+                client,
+                experiment_id,
+                identity,
+                reason=f"left RUNNING by an earlier try; superseded by try {tags['airflow.try_number']}",
+            )
+            if abandoned:
+                self.log.warning(
+                    "Marked FAILED the run(s) %s that an earlier try of this task left unfinished without "
+                    "registering a version.", abandoned,
+                )  # fmt: skip
+            ti = context["ti"]
+            with hook.session() as session_client:
+                result = core.log_and_register(
+                    session_client,
+                    fitted,
+                    experiment_id=experiment_id,
+                    model_name=self.model_name,
+                    tags=tags,
+                    dataset_uri=self.dataset_uri,
+                    run_name=f"{self.model_name} {ti.dag_id}.{ti.task_id} {ti.run_id}",
+                )
+        finally:
+            fitted.close()
+        result = dataclasses.replace(result, reason=f"{result.reason}; {why}")
+        self.log.info(
+            "Registered %s version %s from run %s: %s trained on %d rows (%s split), held-out metrics %s. %s",
+            result.model_name, result.version, result.run_id, prepared.estimator.import_path,
+            prepared.split["train_rows"], prepared.split["method"],
+            ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items()), " ".join(fitted.notes),
+        )  # fmt: skip
+        return self._finish(context, hook, result)
+
+    def _finish(self, context: Any, hook: MlflowHook, result: Any) -> dict[str, Any]:
+        url = mlflow_run_url(hook.settings.base_ui_url, result.experiment_id, result.run_id)
+        MlflowRunLink.persist(context, url)
+        if url:
+            self.log.info("MLflow run: %s", url)
+        return result.to_dict()
+
+
+def _optional_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text.lower() in _UNSET else text
+
+
+def _as_list(value: Any, name: str) -> list[str] | None:
+    """A list from a list, a JSON/Python list text (how templates render lists) or a comma-separated text."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    text = str(value).strip()
+    if text.lower() in _UNSET or text == "[]":
+        return None
+    if text.startswith("["):
+        parsed = _parse_literal(text, name)
+        if not isinstance(parsed, list):
+            raise ConfigurationError(f"{name}={text!r} is not a list of column names.")
+        return [str(v) for v in parsed]
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _as_dict(value: Any, name: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    text = str(value).strip()
+    if text.lower() in _UNSET or text == "{}":
+        return {}
+    parsed = _parse_literal(text, name)
+    if not isinstance(parsed, dict):
+        raise ConfigurationError(f"{name}={text!r} is not a dict of keyword arguments.")
+    return parsed
+
+
+def _parse_literal(text: str, name: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        raise ConfigurationError(
+            f"{name}={text!r} is neither JSON nor a Python literal; give a list/dict or its JSON text."
+        ) from None

@@ -1,0 +1,216 @@
+"""Start and stop the real services the tests run against: MLflow server, moto S3, PostgreSQL databases.
+
+Every process is started in its own session and stopped by its process group id, so that a server's
+workers (uvicorn, MLflow's job runner) never outlive the test run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+REDIS = {"host": "127.0.0.1", "port": 6379}
+
+
+class ServiceUnavailable(RuntimeError):
+    """A service the test needs could not be reached or started."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    popen: subprocess.Popen
+    log_path: Path
+    url: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.popen.poll() is None:
+            _signal_group(self.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(self.pid, signal.SIGKILL)
+                self.popen.wait(timeout=timeout)
+        # Children may survive their leader (uvicorn workers, job runners): sweep the group.
+        _signal_group(self.pid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def start_process(
+    name: str,
+    command: list[str],
+    log_dir: Path,
+    *,
+    ready: Callable[[], bool],
+    timeout: float = 90.0,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> ManagedProcess:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+    popen = subprocess.Popen(
+        command,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        cwd=str(cwd or log_dir),
+        start_new_session=True,
+    )
+    log_file.close()
+    process = ManagedProcess(name=name, popen=popen, log_path=log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if popen.poll() is not None:
+            raise ServiceUnavailable(f"{name} exited with code {popen.returncode}:\n{process.log_tail()}")
+        if ready():
+            return process
+        time.sleep(0.25)
+    process.stop()
+    raise ServiceUnavailable(f"{name} did not become ready within {timeout:.0f}s:\n{process.log_tail()}")
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status < 500
+    except urllib.error.HTTPError as error:
+        return error.code < 500
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start_mlflow_server(
+    workdir: Path,
+    *,
+    backend_store_uri: str | None = None,
+    admin_password: str | None = None,
+) -> ManagedProcess:
+    """A real ``mlflow server`` on a free port; with ``admin_password``, the basic-auth app (user ``admin``)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    backend = backend_store_uri or f"sqlite:///{workdir / 'mlflow.db'}"
+    command = [
+        str(BIN / "mlflow"), "server",
+        "--backend-store-uri", backend,
+        "--artifacts-destination", str(workdir / "artifacts"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    env = {"MLFLOW_TRACKING_URI": "", "MLFLOW_TRACKING_USERNAME": "", "MLFLOW_TRACKING_PASSWORD": ""}
+    name = "mlflow-server"
+    if admin_password:
+        name = "mlflow-server-auth"
+        config = workdir / "basic_auth.ini"
+        config.write_text(
+            "[mlflow]\ndefault_permission = READ\n"
+            f"database_uri = sqlite:///{workdir / 'basic_auth.db'}\n"
+            "admin_username = admin\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        )
+        command += ["--app-name", "basic-auth"]
+        env.update(
+            {
+                "MLFLOW_AUTH_CONFIG_PATH": str(config),
+                "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
+                "MLFLOW_FLASK_SERVER_SECRET_KEY": uuid.uuid4().hex,
+            }
+        )
+    url = f"http://127.0.0.1:{port}"
+    process = start_process(
+        name, command, workdir, ready=lambda: http_ok(f"{url}/health"), timeout=120, env=env
+    )
+    process.url = url
+    return process
+
+
+def start_moto_server(workdir: Path) -> ManagedProcess:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start_process(
+        "moto-server",
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        workdir,
+        ready=lambda: http_ok(f"{url}/moto-api/"),
+        timeout=60,
+    )
+    process.url = url
+    return process
+
+
+def postgres_admin_connection():
+    import psycopg2
+
+    connection = psycopg2.connect(dbname="postgres", connect_timeout=3, **POSTGRES)
+    connection.autocommit = True
+    return connection
+
+
+def create_postgres_database(prefix: str) -> str:
+    """Create a fresh, uniquely named database and return its SQLAlchemy URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    try:
+        connection = postgres_admin_connection()
+    except Exception as error:
+        raise ServiceUnavailable(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {error}") from error
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        connection.close()
+    return f"postgresql+psycopg2://{POSTGRES['user']}@{POSTGRES['host']}:{POSTGRES['port']}/{name}"
+
+
+def drop_postgres_database(url: str) -> None:
+    name = url.rsplit("/", 1)[-1]
+    connection = postgres_admin_connection()
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    connection.close()
+
+
+def redis_reachable() -> bool:
+    return port_open(REDIS["host"], REDIS["port"])
