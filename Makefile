@@ -9,7 +9,7 @@ PYTEST := $(VENV_PY) -m pytest
 # pytest exits 5 when a selection holds no test; that is not a failure for the second backend pass.
 PYTEST_OK_IF_EMPTY = ; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
 
-.PHONY: install test test-fast bench demo lint clean
+.PHONY: install test test-fast bench demo up lint clean
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,10 @@ bench: install
 
 demo: install
 	$(VENV_PY) scripts/demo.py
+
+# Airflow standalone with the reference DAGs and the provider, plus the MLflow UI; Ctrl-C stops both.
+up: install
+	scripts/up.sh
 
 clean:
 	rm -rf $(VENV) .mlops .pytest_cache

@@ -88,7 +88,25 @@ def test_s3_round_trip_through_aws_connection(s3_bucket, frame):
         back = hook.read(uri)
         if info.format == "csv":
             back["event_timestamp"] = pd.to_datetime(back["event_timestamp"])
+        if "dt=" in uri:  # a partition folder reads with its key, as reading its parent would give it
+            assert set(back.pop("dt")) == {"2026-01-01"}
         assert_same(back, frame)
+
+
+def test_a_list_of_partitions_reads_as_one_dataset_with_their_keys(tmp_path, frame):
+    hook = DatasetHook(aws_conn_id=None)
+    days = ["2026-01-01", "2026-01-02", "2026-01-03"]
+    for day, part in zip(days, np.array_split(frame, 3)):
+        hook.write(part, str(tmp_path / f"dt={day}"))
+    listed = ",".join(str(tmp_path / f"dt={day}") for day in days[1:])
+    back = hook.read(listed)
+    assert len(back) == len(frame) - len(np.array_split(frame, 3)[0])
+    assert sorted(set(back["dt"])) == days[1:]
+    assert len(hook.read(str(tmp_path))) == len(frame)  # the parent folder gives the same dt column
+    with pytest.raises(DatasetError, match="it is a list of URIs; give one file or folder URI"):
+        hook.write(frame, listed)
+    with pytest.raises(DatasetNotFoundError):
+        hook.read(listed + "," + str(tmp_path / "dt=2026-02-30"))
 
 
 def test_s3_folder_of_many_parts(s3_bucket, frame):

@@ -29,3 +29,19 @@ def test_provider_modules_import_no_heavy_library():
     assert "mlops_provider.hooks.mlflow" in report["imported"]
     assert "mlops_provider.hooks.feast" in report["imported"]
     assert report["heavy"] == [], f"imported at parse time: {report['heavy']}"
+
+
+def test_reference_dag_files_import_no_heavy_library(tmp_path):
+    from pathlib import Path
+
+    dags = sorted(str(p) for p in (Path(__file__).resolve().parents[1] / "dags").glob("*.py"))
+    probe = (
+        "import json, runpy, sys\n"
+        f"for path in {dags!r}:\n"
+        "    runpy.run_path(path, run_name='dag_file')\n"
+        f"print(json.dumps([h for h in {HEAVY!r} if h in sys.modules]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(dags) >= 6
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [], "a DAG file imports a heavy library at parse time"

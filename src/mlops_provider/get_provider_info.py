@@ -58,6 +58,8 @@ def get_provider_info() -> dict:
                     f"{_PACKAGE}.operators.training",
                     f"{_PACKAGE}.operators.registry",
                     f"{_PACKAGE}.operators.prediction",
+                    f"{_PACKAGE}.operators.lifecycle",
+                    f"{_PACKAGE}.operators.datasets",
                 ],
             },
             {"integration-name": "Great Expectations", "python-modules": [f"{_PACKAGE}.operators.validation"]},

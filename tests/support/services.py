@@ -140,7 +140,11 @@ def start_mlflow_server(
         "--artifacts-destination", str(workdir / "artifacts"),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]  # fmt: skip
-    env = {"MLFLOW_TRACKING_URI": "", "MLFLOW_TRACKING_USERNAME": "", "MLFLOW_TRACKING_PASSWORD": ""}
+    env = {
+        "MLFLOW_TRACKING_URI": "", "MLFLOW_TRACKING_USERNAME": "", "MLFLOW_TRACKING_PASSWORD": "",
+        # The job runner (GenAI evaluation jobs) forks several huey workers that busy-poll: no test uses it.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }  # fmt: skip
     name = "mlflow-server"
     if admin_password:
         name = "mlflow-server-auth"

@@ -6,7 +6,11 @@ builds it from an ``aws`` connection), so this module never looks for credential
 
 Folders: every data file below the folder is read in name order; names starting with ``_`` or ``.``
 (``_SUCCESS``, ``.crc``) and empty marker files are ignored; ``key=value`` folder names (Hive-style
-partitions) become string columns unless the files already hold that column.
+partitions) become string columns unless the files already hold that column, also when the URI itself ends in
+such folders (``.../dt=2026-01-05`` reads with ``dt``, as reading its parent would give it).
+
+Several datasets read as one: a comma-separated list of URIs (``s3://b/churn/dt=2026-01-05,s3://b/churn/dt=2026-01-06``)
+reads each and stacks the rows, so a task can take a window of partitions; writing takes a single URI.
 """
 
 from __future__ import annotations
@@ -126,6 +130,19 @@ def _partition_values(relative_dir: str) -> dict[str, str]:
             if key:
                 values[key] = unquote(value)
     return values
+
+
+def _own_partition_values(location: DatasetLocation) -> dict[str, str]:
+    """``key=value`` folders the URI itself ends in: ``.../dt=2026-01-02`` reads with ``dt`` as its parent would."""
+    segments = location.path.rstrip("/").split("/")
+    if segments and format_from_name(segments[-1]):
+        segments = segments[:-1]  # a single file: its folders count
+    trailing = []
+    for segment in reversed(segments):
+        if "=" not in segment or not segment.partition("=")[0]:
+            break
+        trailing.append(segment)
+    return _partition_values("/".join(reversed(trailing)))
 
 
 @dataclass(frozen=True)
@@ -288,6 +305,14 @@ def _read_one(location: DatasetLocation, data_file: _DataFile, fmt: str, columns
     return frame
 
 
+URI_LIST_SEPARATOR = ","
+
+
+def split_uris(uri: str) -> list[str]:
+    """The URIs of a comma-separated list (one URI gives a list of one)."""
+    return [part.strip() for part in str(uri).split(URI_LIST_SEPARATOR) if part.strip()]
+
+
 def read_dataset(
     uri: str,
     *,
@@ -303,6 +328,19 @@ def read_dataset(
     """
     import pandas as pd
 
+    parts = split_uris(uri)
+    if len(parts) > 1:
+        frames = [
+            read_dataset(part, s3_client=s3_client, format=format, columns=columns, allow_empty=True)
+            for part in parts
+        ]
+        frame = pd.concat(frames, ignore_index=True)
+        if frame.empty and not allow_empty:
+            raise EmptyDatasetError(
+                f"None of the {len(parts)} datasets {parts[:5]}{'...' if len(parts) > 5 else ''} has rows; "
+                "expected at least one row. Check that the upstream jobs wrote these partitions."
+            )
+        return frame
     location = parse_uri(uri)
     if location.scheme == "s3":
         files = _list_s3(location, _require_s3_client(location, s3_client))
@@ -322,6 +360,9 @@ def read_dataset(
     else:
         frames = [_read_one(location, data_file, fmt, columns, s3_client) for data_file in files]
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    for key, value in _own_partition_values(location).items():
+        if key not in frame.columns and (columns is None or key in columns):
+            frame[key] = value
     if frame.empty and not allow_empty:
         raise EmptyDatasetError(
             f"Dataset {uri!r} has no rows ({len(files)} file(s), columns {list(frame.columns)}); "
@@ -353,6 +394,10 @@ def write_dataset(
     is a folder that receives a single ``part-00000.<ext>`` file, and older ``part-*`` files there are
     removed so that a rerun leaves exactly one copy of the data. The file appears whole or not at all.
     """
+    if len(split_uris(uri)) > 1:
+        raise DatasetError(
+            f"Cannot write to {uri!r}: it is a list of URIs; give one file or folder URI to write to."
+        )
     location = parse_uri(uri)
     fmt = format or location.suffix_format or "parquet"
     if fmt not in SUPPORTED_FORMATS:

@@ -380,6 +380,7 @@ class PromotionOutcome:
     history_seq: int | None
     note: str = ""
     replayed: bool = False  # True when a retry returned the decision an earlier try recorded
+    gate_passed: bool = False  # with move=False the alias stays put even when this is True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -397,6 +398,7 @@ def promote_version(
     max_conflict_retries: int = 10,
     lock_timeout: float = 600.0,
     log: Any = None,
+    move: bool = True,
 ) -> PromotionOutcome:
     """Gate ``version`` against the current ``alias`` holder and move the alias if it passes.
 
@@ -405,6 +407,9 @@ def promote_version(
     compared with; otherwise the challenger is compared again with the new champion, up to
     ``max_conflict_retries`` times. The decision is recorded on the challenger version's tags; a call with
     the same ``actor`` identity (a retried Airflow task) returns that recorded decision.
+
+    With ``move=False`` only the gate runs (for a human approval step before the move): the decision is
+    recorded as ``passed`` or ``rejected`` and the alias stays where it is.
     """
     validate_thresholds(thresholds)
     challenger = client.get_model_version(model_name, version)
@@ -418,7 +423,9 @@ def promote_version(
             scores[v] = score(v)
         return scores[v]
 
-    def outcome(promoted: bool, reasons: list[str], champion: str | None, seq: int | None, note: str = ""):
+    def outcome(
+        promoted: bool, reasons: list[str], champion: str | None, seq: int | None, note: str = "", passed: bool = False
+    ) -> PromotionOutcome:
         return PromotionOutcome(
             model_name=model_name,
             version=str(version),
@@ -430,6 +437,7 @@ def promote_version(
             champion_version=champion,
             history_seq=seq,
             note=note,
+            gate_passed=promoted or passed,
         )
 
     for attempt in range(max_conflict_retries + 1):
@@ -443,6 +451,10 @@ def promote_version(
             log.info("Gate for %s v%s (attempt %d):\n%s", model_name, version, attempt + 1, decision.summary())
         if not decision.promote:
             result = outcome(False, decision.reasons, champion, None)
+            _record_decision(client, result, thresholds, actor)
+            return result
+        if not move:
+            result = outcome(False, [], champion, None, note="gate passed; the alias moves after approval", passed=True)
             _record_decision(client, result, thresholds, actor)
             return result
         owner = f"{actor.get('dag_id')}/{actor.get('run_id')}/{actor.get('task_id')}"
@@ -469,9 +481,8 @@ def promote_version(
 
 def _record_decision(client: Any, result: PromotionOutcome, thresholds: dict, actor: dict[str, str]) -> None:
     detail = {**result.to_dict(), "thresholds": thresholds, "time": utc_now()}
-    client.set_model_version_tag(
-        result.model_name, result.version, GATE_TAG_DECISION, "promoted" if result.promoted else "rejected"
-    )
+    decision = "promoted" if result.promoted else "passed" if result.gate_passed else "rejected"
+    client.set_model_version_tag(result.model_name, result.version, GATE_TAG_DECISION, decision)
     client.set_model_version_tag(result.model_name, result.version, GATE_TAG_DETAIL, json.dumps(detail, default=str)[:5000])
     client.set_model_version_tag(result.model_name, result.version, GATE_TAG_BY, json.dumps(actor))
 

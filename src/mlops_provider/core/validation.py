@@ -19,7 +19,9 @@ JSON form, checked against GX's expectation registry before any data is touched)
   - a column without nulls in the reference must have none (``expect_column_values_to_not_be_null``);
   - a text, categorical or integer column with at most ``max_categories`` (20) distinct values, each seen in at
     least ``min_category_rows`` (5) reference rows, keeps that value set (``expect_column_values_to_be_in_set``);
-    a value seen fewer times suggests an open-ended column, so no set is inferred for it;
+    a value seen fewer times suggests an open-ended column, so no set is inferred for it. Integers whose values
+    form an unbroken run of more than two (counts, scales: 0..7 support calls) get a range instead, since the
+    next value up is plausible; flags (0/1) and codes with gaps (10, 20, 40) keep their set;
   - other numeric columns stay within the reference range widened by ``range_tolerance`` (0.2, i.e. 20% of
     ``max - min``) on each side (``expect_column_values_to_be_between``); integer bounds are rounded outwards,
     and a column never negative in the reference keeps a lower bound of at least 0. A constant column is
@@ -593,8 +595,11 @@ def _looks_like_identifier(non_null: pd.Series, column: str) -> bool:
 def _inferred_value_set(non_null: pd.Series, kind: str, settings: InferenceSettings) -> list[Any] | None:
     if kind not in ("text", "categorical", "integer") or settings.max_categories == 0:
         return None
-    if non_null.nunique() > settings.max_categories:
+    distinct = non_null.nunique()
+    if distinct > settings.max_categories:
         return None
+    if kind == "integer" and distinct > 2 and int(non_null.max()) - int(non_null.min()) + 1 == distinct:
+        return None  # a count or a scale (0..7 support calls): the next value up is plausible, so a range fits
     counts = non_null.value_counts()
     if counts.min() < settings.min_category_rows:
         return None

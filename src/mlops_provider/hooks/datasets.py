@@ -31,7 +31,11 @@ class DatasetHook:
         return S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
 
     def _client_for(self, uri: str) -> Any:
-        return self.s3_client if datasets.parse_uri(uri).scheme == "s3" else None
+        on_s3 = any(datasets.parse_uri(part).scheme == "s3" for part in datasets.split_uris(uri))
+        return self.s3_client if on_s3 else None
+
+    def list_partitions(self, uri: str) -> list[str]:
+        return datasets.list_partitions(uri, s3_client=self._client_for(uri))
 
     def read(self, uri: str, **kwargs: Any) -> pd.DataFrame:
         return datasets.read_dataset(uri, s3_client=self._client_for(uri), **kwargs)

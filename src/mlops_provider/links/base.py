@@ -26,5 +26,5 @@ class PersistedUrlLink(BaseOperatorLink):
 
     @classmethod
     def persist(cls, context: Any, url: str | None) -> None:
-        if url:
-            context["ti"].xcom_push(key=cls.key, value=url)
+        # Stored even when empty: Airflow reads every link when the task ends and logs a missing XCom as an error.
+        context["ti"].xcom_push(key=cls.key, value=url or "")

@@ -12,6 +12,7 @@ from airflow.sdk import BaseOperator
 
 from mlops_provider.assets import drift_alias, drift_asset
 from mlops_provider.core import drift as drift_core
+from mlops_provider.core import tags
 from mlops_provider.core.errors import ConfigurationError, DriftInputError, EmptyDatasetError
 from mlops_provider.core.reports import browser_url, path_segment, report_uri, write_report
 from mlops_provider.hooks.datasets import DatasetHook
@@ -21,7 +22,7 @@ from mlops_provider.operators.context import report_location
 
 ON_DRIFT = ("emit", "fail", "continue")
 ON_EMPTY = ("skip", "fail")
-REFERENCE_SAMPLE_TAG = "mlops.reference_sample_uri"
+REFERENCE_SAMPLE_TAG = tags.REFERENCE_SAMPLE
 
 DRIFT_TEMPLATE_FIELDS: Sequence[str] = (
     "current_uri",
@@ -276,3 +277,43 @@ class DetectDriftOperator(DriftCheck):
             raise AirflowSkipException(message + " Skipping (on_empty='skip').")
         self.react_to_drift(context, result)
         return result
+
+
+def drift_event_details(context: Any, model_name: str) -> dict[str, Any]:
+    """The drift event a retraining run answers: its own triggering event, else the newest one recorded.
+
+    A run the scheduler created from ``mlops://drift/<model>`` reads its ``triggering_asset_events``; a run
+    started by hand (or by ``dag.test``) falls back to the newest event of that asset, which the calling
+    task must declare in ``inlets``. Returns the event's ``extra`` (drifted columns, ``current_uri``, report)
+    with ``event_id``, ``timestamp``, ``triggered_by_event`` and ``day`` (the drifted partition's date when
+    ``current_uri`` ends in ``<key>=YYYY-MM-DD``).
+    """
+    asset = drift_asset(model_name)
+    triggering = context.get("triggering_asset_events") or {}
+    events = list(triggering[asset]) if asset in triggering else []
+    triggered = bool(events)
+    if not events:
+        try:
+            events = list(context["inlet_events"][asset])
+        except KeyError as error:
+            raise ConfigurationError(
+                f"This run was not triggered by {asset.uri} and the task does not declare it in inlets; add "
+                f"inlets=[drift_asset({model_name!r})] to read the newest drift event."
+            ) from error
+    if not events:
+        raise DriftInputError(
+            f"No drift event of {asset.uri} is recorded yet: run the drift monitor first, or trigger this DAG "
+            "from a drift event."
+        )
+    event = max(events, key=lambda e: e.timestamp)
+    extra = dict(event.extra or {})
+    current = str(extra.get("current_uri", "")).rstrip("/")
+    tail = current.rsplit("/", 1)[-1]
+    day = tail.split("=", 1)[1][:10] if "=" in tail else None
+    return {
+        **extra,
+        "event_id": getattr(event, "id", None),
+        "timestamp": event.timestamp.isoformat(),
+        "triggered_by_event": triggered,
+        "day": day,
+    }

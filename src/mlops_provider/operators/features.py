@@ -24,6 +24,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, get_current_context, task
 
+from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.core.features import resolve_window, split_window
 from mlops_provider.hooks.datasets import DatasetHook
 from mlops_provider.hooks.feast import FeastHook
@@ -156,6 +157,8 @@ class GetHistoricalFeaturesOperator(BaseOperator):
     :param output_uri: where the training set goes (a ``.parquet``/``.csv`` file or a folder).
     :param timestamp_column: the entity frame's timestamp column.
     :param full_feature_names: name feature columns ``view__feature`` instead of ``feature``.
+    :param pass_through_without_features: when ``features`` renders empty (e.g. an unset DAG param), return
+        ``entity_uri`` as ``output_uri`` instead of failing, so the next task reads the data as it is.
     :param aws_conn_id: the ``aws`` connection for ``s3://`` URIs.
     """
 
@@ -176,12 +179,14 @@ class GetHistoricalFeaturesOperator(BaseOperator):
         output_uri: str,
         timestamp_column: str = "event_timestamp",
         full_feature_names: bool = False,
+        pass_through_without_features: bool = False,
         aws_conn_id: str | None = "aws_default",
         feast_conn_id: str = FeastHook.default_conn_name,
         repo_path: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.pass_through_without_features = pass_through_without_features
         self.entity_uri = entity_uri
         self.features = features
         self.output_uri = output_uri
@@ -194,13 +199,25 @@ class GetHistoricalFeaturesOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from mlops_provider.core.features import build_training_set
 
+        if self.pass_through_without_features and str(self.features or "").strip() in ("", "[]", "None", "null"):
+            self.log.info("No feature references given: %s is used as it is.", self.entity_uri)
+            return {"output_uri": self.entity_uri, "rows": None, "columns": None, "features": [],
+                    "feature_service": None, "entity_uri": self.entity_uri}  # fmt: skip
+        features = self.features
+        if isinstance(features, str) and features.strip().startswith("["):
+            import ast
+
+            try:  # a list rendered by a template: JSON (``| tojson``) or Python's repr
+                features = ast.literal_eval(features.strip().replace("null", "None"))
+            except (ValueError, SyntaxError) as error:
+                raise ConfigurationError(f"features={self.features!r} is not a list of feature references.") from error
         storage = DatasetHook(aws_conn_id=self.aws_conn_id)
         entities = storage.read(self.entity_uri)
         store = FeastHook(feast_conn_id=self.feast_conn_id, repo_path=self.repo_path).get_conn()
         training = build_training_set(
             store,
             entities,
-            self.features,
+            features,
             timestamp_column=self.timestamp_column,
             full_feature_names=self.full_feature_names,
         )

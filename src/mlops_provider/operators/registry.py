@@ -8,6 +8,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from mlops_provider.assets import model_alias_asset, model_alias_events
+from mlops_provider.core import tags
 from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.operators.context import airflow_run_tags
@@ -68,9 +69,9 @@ def find_own_move(history: list[dict[str, Any]], context: Any, action: str) -> d
     return None
 
 
-HOLDOUT_TAG = "mlops.holdout_uri"
-TASK_TYPE_TAG = "mlops.task_type"
-TARGET_TAG = "mlops.target_column"
+HOLDOUT_TAG = tags.HOLDOUT
+TASK_TYPE_TAG = tags.TASK_TYPE
+TARGET_TAG = tags.TARGET_COLUMN
 ON_REJECT = ("skip", "fail")
 
 
@@ -91,6 +92,11 @@ class PromoteModelOperator(BaseOperator):
     :param on_reject: ``skip`` (default: this task and downstream deploy steps are skipped, the run stays
         green) or ``fail``.
     :param max_conflict_retries: how often to re-score when another promotion moved the alias meanwhile.
+    :param evaluate_only: run the gate and record its decision (``passed`` / ``rejected``) without moving the
+        alias, for a human approval step between the gate and a second PromoteModelOperator that moves it
+        (that one scores again under the lock, so an approval never promotes over a newer champion).
+    :param approved_by: who approved the move (templated, e.g. from an ``ApprovalOperator``'s XCom); kept
+        in the promotion history with the Airflow identity.
 
     Promotions of one model never interleave: the alias moves under a registry-wide lock and only if it still
     points where it pointed when scoring started (else the challenger is re-scored against the new champion).
@@ -106,6 +112,7 @@ class PromoteModelOperator(BaseOperator):
         "evaluation_dataset_uri",
         "target_column",
         "alias",
+        "approved_by",
     )
     template_fields_renderers = {"thresholds": "json"}
     ui_color = "#c9e4de"
@@ -122,6 +129,8 @@ class PromoteModelOperator(BaseOperator):
         on_reject: str = "skip",
         max_conflict_retries: int = 10,
         lock_timeout: float = 600.0,
+        evaluate_only: bool = False,
+        approved_by: str | None = None,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
@@ -132,7 +141,9 @@ class PromoteModelOperator(BaseOperator):
             raise ConfigurationError(f"on_reject={on_reject!r} is not one of {ON_REJECT}.")
         if not isinstance(thresholds, str) or "{{" not in thresholds:
             validate_thresholds(_as_dict(thresholds))  # refuse a gate without thresholds when the DAG is parsed
-        super().__init__(**_with_alias_outlet(kwargs))
+        super().__init__(**(kwargs if evaluate_only else _with_alias_outlet(kwargs)))
+        self.evaluate_only = evaluate_only
+        self.approved_by = approved_by
         self.model_name = model_name
         self.version = version
         self.thresholds = thresholds
@@ -153,6 +164,10 @@ class PromoteModelOperator(BaseOperator):
         version = str(self.version).strip()
         challenger = _model_version(hook.get_conn(), self.model_name, version)
         frame, target, task_type = self._evaluation_data(hook, challenger)
+        who = actor(context)
+        approver = str(self.approved_by or "").strip()
+        if approver and approver.lower() not in ("none", "null"):
+            who["approved_by"] = approver
         outcome = promote_version(
             hook.get_conn(),
             self.model_name,
@@ -160,15 +175,20 @@ class PromoteModelOperator(BaseOperator):
             thresholds=thresholds,
             score=lambda v: score_version(hook, self.model_name, v, frame, target, task_type),
             alias=self.alias,
-            actor=actor(context),
+            actor=who,
             max_conflict_retries=self.max_conflict_retries,
             lock_timeout=self.lock_timeout,
             log=self.log,
+            move=not self.evaluate_only,
         )
         result = outcome.to_dict()
         if outcome.replayed:
             self.log.info("This task already decided on %s v%s in this DAG run; returning that decision.",
                           self.model_name, version)  # fmt: skip
+        if self.evaluate_only and outcome.gate_passed and not outcome.promoted:
+            self.log.info("%s v%s passed the gate; %s@%s stays at v%s until the move is approved.",
+                          self.model_name, version, self.model_name, self.alias, outcome.champion_version)  # fmt: skip
+            return result
         if not outcome.promoted:
             context["ti"].xcom_push(key="gate_decision", value=result)
             message = f"{self.model_name} v{version} rejected: {'; '.join(outcome.reasons)}"

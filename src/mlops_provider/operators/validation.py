@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from mlops_provider.core import validation
+from mlops_provider.core import tags, validation
 from mlops_provider.core.datasets import parse_uri
 from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.core.reports import browser_url, path_segment, report_uri
@@ -35,6 +35,14 @@ class ValidateDataOperator(BaseOperator):
         ``{"type": ..., "column": ..., ...}`` (templated; JSON text is accepted too).
     :param infer_from: URI of reference data to infer a baseline suite from (rules and defaults in
         ``mlops_provider.core.validation``); the inferred suite is saved next to the report for review.
+
+    A fallback when none of the three renders to a value:
+
+    :param baseline_model: a registered model whose ``champion_alias`` version carries the reference sample
+        of its training data (``TrainModelOperator`` stores it): the suite is inferred from that sample, so
+        new data is held to what the production model was trained on. Row counts are not checked in this
+        mode (the sample is capped). At cold start (no champion yet) the suite is inferred from the dataset
+        itself and saved as the baseline next to the report, and the run says so in ``suite_source``.
 
     :param dataset_uri: the data to validate (templated), e.g. ``s3://bucket/events/{{ ds }}/``.
     :param on_failure: ``fail`` (default: the task fails, without retries, with a readable summary),
@@ -62,6 +70,7 @@ class ValidateDataOperator(BaseOperator):
         "expectation_suite",
         "expectations",
         "infer_from",
+        "baseline_model",
         "suite_name",
         "reports_uri",
     )
@@ -76,6 +85,8 @@ class ValidateDataOperator(BaseOperator):
         expectation_suite: str | None = None,
         expectations: list[dict[str, Any]] | str | None = None,
         infer_from: str | None = None,
+        baseline_model: str | None = None,
+        champion_alias: str = "champion",
         suite_name: str | None = None,
         on_failure: str = "fail",
         range_tolerance: float = validation.DEFAULT_RANGE_TOLERANCE,
@@ -86,6 +97,7 @@ class ValidateDataOperator(BaseOperator):
         dataset_format: str | None = None,
         reports_uri: str | None = None,
         aws_conn_id: str | None = "aws_default",
+        mlflow_conn_id: str = "mlflow_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -93,10 +105,10 @@ class ValidateDataOperator(BaseOperator):
             raise ConfigurationError(
                 f"on_failure={on_failure!r} in task {self.task_id!r} is not one of {ON_FAILURE}."
             )
-        if expectation_suite is None and expectations is None and infer_from is None:
+        if expectation_suite is None and expectations is None and infer_from is None and baseline_model is None:
             raise ConfigurationError(
                 f"Task {self.task_id!r} has no expectation suite: give expectation_suite=<GX suite JSON path>, "
-                "expectations=[...] or infer_from=<reference data URI>."
+                "expectations=[...], infer_from=<reference data URI> or baseline_model=<registered model>."
             )
         literal = [
             name
@@ -114,6 +126,9 @@ class ValidateDataOperator(BaseOperator):
         self.expectation_suite = expectation_suite
         self.expectations = expectations
         self.infer_from = infer_from
+        self.baseline_model = baseline_model
+        self.champion_alias = champion_alias
+        self.mlflow_conn_id = mlflow_conn_id
         self.suite_name = suite_name
         self.on_failure = on_failure
         # Built now so that a bad setting fails when the DAG is parsed, not when it runs.
@@ -134,11 +149,10 @@ class ValidateDataOperator(BaseOperator):
         suite = self._given_suite(storage)
         frame = storage.read(self.dataset_uri, format=self.dataset_format, allow_empty=True)
         if suite is None:
-            reference_uri = str(self.infer_from)
-            reference = storage.read(reference_uri, format=self.dataset_format)
+            reference, reference_uri, settings = self._reference(storage, frame)
             suite = validation.infer_suite(
                 reference,
-                self.inference_settings,
+                settings,
                 name=self.suite_name or f"inferred_{self.task_id}",
                 reference_uri=reference_uri,
             )
@@ -177,12 +191,14 @@ class ValidateDataOperator(BaseOperator):
             "infer_from": _present(self.infer_from),
         }
         chosen = [name for name, value in given.items() if value]
+        if not chosen and _present(self.baseline_model):
+            return None
         if len(chosen) != 1:
             raise ConfigurationError(
                 f"Task {self.task_id!r} must get exactly one suite source after templating, got "
                 f"{chosen or 'none'} (values: {json.dumps({k: getattr(self, k) for k in given}, default=str)[:300]}). "
-                "Set one of expectation_suite, expectations or infer_from (a template rendering to '' counts "
-                "as not set)."
+                "Set one of expectation_suite, expectations or infer_from, or baseline_model as the fallback "
+                "(a template rendering to '' counts as not set)."
             )
         if chosen == ["expectation_suite"]:
             suite_uri = str(self.expectation_suite)
@@ -191,6 +207,42 @@ class ValidateDataOperator(BaseOperator):
         if chosen == ["expectations"]:
             return validation.suite_from_expectations(self.expectations, name=self.suite_name or "inline_suite")
         return None
+
+    def _reference(self, storage: DatasetHook, frame: Any) -> tuple[Any, str, validation.InferenceSettings]:
+        """The data a suite is inferred from, where it came from, and the inference settings for it."""
+        if _present(self.infer_from):
+            uri = str(self.infer_from)
+            return storage.read(uri, format=self.dataset_format), uri, self.inference_settings
+        from dataclasses import replace
+
+        from mlops_provider.hooks.mlflow import MlflowHook
+
+        model = str(self.baseline_model).strip()
+        hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        champion = hook.get_version_by_alias(model, self.champion_alias)
+        if champion is None:
+            if frame.empty:
+                raise ConfigurationError(
+                    f"{model!r} has no {self.champion_alias!r} version yet and {self.dataset_uri!r} has no rows, "
+                    "so there is nothing to infer a cold-start baseline suite from; give data or a suite."
+                )
+            self.log.warning(
+                "Cold start: %s has no %r version, so the baseline suite is inferred from %s itself and saved "
+                "with this report; later runs are held to the champion's training data.",
+                model, self.champion_alias, self.dataset_uri,
+            )  # fmt: skip
+            return frame, f"{self.dataset_uri} (cold-start baseline for {model})", self.inference_settings
+        sample_uri = champion.tags.get(tags.REFERENCE_SAMPLE)
+        if not sample_uri:
+            raise ConfigurationError(
+                f"{model} v{champion.version} (@{self.champion_alias}) has no {tags.REFERENCE_SAMPLE} tag, so "
+                "its training data is unknown; retrain it with TrainModelOperator or give expectation_suite."
+            )
+        self.log.info("Inferring the suite from the training sample of %s v%s: %s", model, champion.version,
+                      sample_uri)  # fmt: skip
+        reference = hook.read_dataset(sample_uri, storage)
+        shown = f"{sample_uri} ({model} v{champion.version} @{self.champion_alias})"
+        return reference, shown, replace(self.inference_settings, row_count_factor=None)
 
     def _search_paths(self) -> list[str]:
         dag = self.dag if self.has_dag() else None

@@ -1,0 +1,58 @@
+"""
+### mlops_retrain_on_drift
+
+Scheduled on the Asset `mlops://drift/<model>`: when `mlops_drift_monitor` finds drift, this DAG retrains on the
+newest week of data up to the drifted day and sends the challenger through the same gate as every other
+model. A worse challenger is rejected and the champion stays.
+"""
+
+from __future__ import annotations
+
+import os
+
+from airflow.sdk import DAG, task
+
+from mlops_provider.assets import drift_asset
+from mlops_provider.operators.datasets import SelectPartitionsOperator
+from mlops_provider.operators.drift import drift_event_details
+from mlops_provider.operators.lifecycle import lifecycle_task_group
+from mlops_provider.reference import START_DATE, reference_settings
+
+settings = reference_settings(os.path.dirname(__file__))
+RETRAIN_WINDOW_DAYS = 7
+
+with DAG(
+    dag_id="mlops_retrain_on_drift",
+    schedule=[drift_asset(settings.model_name)],
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    tags=["mlops", "drift", "retrain"],
+    doc_md=__doc__,
+) as dag:
+
+    @task(inlets=[drift_asset(settings.model_name)])
+    def drift_event(**context) -> dict:
+        """Which drift this run answers: the drifted day, columns and report."""
+        return drift_event_details(context, settings.model_name)
+
+    event = drift_event()
+    window = SelectPartitionsOperator(
+        task_id="recent_partitions",
+        dataset_uri=settings.data_uri,
+        until="{{ macros.ds_add(ti.xcom_pull(task_ids='drift_event')['day'], 1) "
+        "if ti.xcom_pull(task_ids='drift_event')['day'] else '' }}",
+        last=RETRAIN_WINDOW_DAYS,
+        on_empty="fail",
+    )
+    lifecycle = lifecycle_task_group(
+        dataset_uri="{{ ti.xcom_pull(task_ids='recent_partitions')['dataset_uri'] }}",
+        target_column=settings.target_column,
+        model_name=settings.model_name,
+        id_columns=list(settings.id_columns),
+        timestamp_column=settings.timestamp_column,
+        thresholds=settings.thresholds(),
+        experiment_name="mlops_retrain_on_drift",
+        feast_repo_path=settings.feast_repo,
+    )
+    event >> window >> lifecycle
