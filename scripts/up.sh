@@ -5,6 +5,7 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 VENV_BIN="$REPO/.venv/bin"
+export PATH="$VENV_BIN:$PATH"  # standalone starts its components as `airflow ...` commands
 export MLOPS_HOME="${MLOPS_HOME:-$REPO/.mlops}"
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$MLOPS_HOME/airflow}"
 AIRFLOW_PORT="${AIRFLOW_PORT:-8080}"
@@ -15,6 +16,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES=False
 # standalone would start 32 LocalExecutor workers; a laptop or a 2-core VM wants a handful.
 export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
 export AIRFLOW__API__PORT="$AIRFLOW_PORT"
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$AIRFLOW_PORT/execution/"
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="${AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL:-30}"
 export AIRFLOW_CONN_MLFLOW_DEFAULT="{\"conn_type\": \"mlflow\", \"host\": \"127.0.0.1\", \"port\": $MLFLOW_PORT, \"extra\": {\"ui_url\": \"http://127.0.0.1:$MLFLOW_PORT\"}}"
 export AIRFLOW_CONN_FS_DEFAULT='{"conn_type": "fs", "extra": {"path": "/"}}'
@@ -61,7 +63,7 @@ done
 passwords="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
 cat <<EOF
 
-  Airflow UI   http://127.0.0.1:$AIRFLOW_PORT   login: $(cat "$passwords" 2>/dev/null || echo "see $passwords")
+  Airflow UI   http://127.0.0.1:$AIRFLOW_PORT   login: $("$VENV_BIN/python" -c 'import json, sys; print(", ".join(f"{u} / {p}" for u, p in json.load(open(sys.argv[1])).items()))' "$passwords" 2>/dev/null || echo "see $passwords")
   MLflow UI    http://127.0.0.1:$MLFLOW_PORT
   DAGs         $REPO/dags (trigger mlops_lifecycle: its defaults run on the sample data)
 
