@@ -13,9 +13,11 @@ PYTEST_OK_IF_EMPTY = ; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: uv.lock pyproject.toml
+# --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (as on CI machines) every process would otherwise
+# compile Airflow, MLflow and friends from source on import: seconds per process, every test and DAG parse.
+$(VENV)/.installed: uv.lock pyproject.toml Makefile
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
-	$(PYTHON) -m uv sync --locked --python $(PYTHON)
+	$(PYTHON) -m uv sync --locked --compile-bytecode --python $(PYTHON)
 	@touch $@
 
 # The whole suite on a SQLite metadata DB, then the Airflow-database tests again on a fresh PostgreSQL DB.

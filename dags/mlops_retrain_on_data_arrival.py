@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
+from airflow.providers.standard.sensors.filesystem import FileSensor
 from airflow.sdk import DAG
 from airflow.timetables.interval import CronDataIntervalTimetable
 
@@ -43,8 +44,6 @@ with DAG(
             **WAIT,
         )
     else:
-        from airflow.providers.standard.sensors.filesystem import FileSensor
-
         wait = FileSensor(task_id="wait_for_partition", filepath=PARTITION + "/*.parquet", mode="reschedule", **WAIT)
     wait >> lifecycle_task_group(
         dataset_uri=PARTITION,

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG
 
 from mlops_provider.assets import drift_asset
 from mlops_provider.operators.datasets import SelectPartitionsOperator
-from mlops_provider.operators.drift import drift_event_details
+from mlops_provider.operators.drift import DriftEventOperator
 from mlops_provider.operators.lifecycle import lifecycle_task_group
 from mlops_provider.reference import START_DATE, reference_settings
 
@@ -30,13 +30,7 @@ with DAG(
     tags=["mlops", "drift", "retrain"],
     doc_md=__doc__,
 ) as dag:
-
-    @task(inlets=[drift_asset(settings.model_name)])
-    def drift_event(**context) -> dict:
-        """Which drift this run answers: the drifted day, columns and report."""
-        return drift_event_details(context, settings.model_name)
-
-    event = drift_event()
+    event = DriftEventOperator(task_id="drift_event", model_name=settings.model_name)
     window = SelectPartitionsOperator(
         task_id="recent_partitions",
         dataset_uri=settings.data_uri,

@@ -114,8 +114,7 @@ def test_lifecycle_promotes_then_skips_unchanged_data_and_scores(airflow_db, ref
     assert xcom(first, "lifecycle.features")["output_uri"] == str(env["data"])  # no feature_refs: no Feast
     gate = xcom(first, "lifecycle.gate")
     assert gate["gate_passed"] and not gate["promoted"] and gate["champion_version"] is None
-    assert states(first)["lifecycle.approval_required"] == "success"
-    assert states(first)["lifecycle.approve"] == "skipped"  # require_approval defaults to False
+    assert xcom(first, "lifecycle.approve")["responded_by_user"] is None  # require_approval defaults to False
     scores = pd.read_parquet(xcom(first, "lifecycle.score")["output_uri"])
     assert len(scores) == 4000 and set(scores["model_version"]) == {"1"}
     history = read_history(env["client"], env["model"])

@@ -12,9 +12,9 @@ Tasks (ids inside the group):
 * ``train``: ``TrainModelOperator``; a version per DAG run, skipped when nothing changed.
 * ``gate``: ``PromoteModelOperator(evaluate_only=True)``: challenger and champion scored on the same
   holdout; a rejected challenger skips everything after it, the run stays green.
-* ``approval_required`` / ``approve``: when ``require_approval`` is true (a bool, or a template rendering to
-  ``True``/``true``), Airflow's human-in-the-loop ``ApprovalOperator`` shows both models' metrics and waits;
-  a rejection skips the move.
+* ``approve``: when ``require_approval`` is true (a bool, or a template rendering to ``True``/``true``),
+  Airflow's human-in-the-loop ``ApprovalOperator`` shows both models' metrics and waits; a rejection skips
+  the move. With a template the task is always there and passes at once when the run needs no approval.
 * ``promote``: ``PromoteModelOperator`` moving the alias under the registry lock (scoring again, so an
   approval never promotes over a champion that changed meanwhile); raises ``mlflow://<model>@<alias>``.
 * ``score``: ``BatchPredictOperator`` scoring the dataset with the new champion.
@@ -23,8 +23,11 @@ Tasks (ids inside the group):
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
 
 from mlops_provider.core.tracking import mlops_home
 
@@ -82,8 +85,6 @@ def lifecycle_task_group(
     ``$MLOPS_WORK_URI`` or ``$MLOPS_HOME/work``) receives the training set built by Feast and the
     predictions, one folder per DAG run. ``promotion_pool`` puts both registry tasks in an Airflow pool.
     """
-    from airflow.providers.standard.operators.hitl import ApprovalOperator
-    from airflow.providers.standard.operators.python import BranchPythonOperator
     from airflow.sdk import TaskGroup
 
     from mlops_provider.operators.features import GetHistoricalFeaturesOperator
@@ -160,7 +161,6 @@ def lifecycle_task_group(
             approved_by="{{ ((" + _xcom(task_id("approve"), "responded_by_user") + ") or {}).get('name', '') }}",
             mlflow_conn_id=mlflow_conn_id,
             aws_conn_id=aws_conn_id,
-            trigger_rule="none_failed_min_one_success",
             **registry_kwargs,
         )
         score = BatchPredictOperator(
@@ -177,8 +177,9 @@ def lifecycle_task_group(
         if require_approval is False:
             gate >> promote
         else:
-            approve = ApprovalOperator(
+            approve = PromotionApprovalOperator(
                 task_id="approve",
+                required=require_approval,
                 subject=(
                     "{% set gate = ti.xcom_pull(task_ids='" + task_id("gate") + "') %}"
                     "Promote {{ gate.model_name }} version {{ gate.version }} to @{{ gate.alias }}?"
@@ -186,25 +187,28 @@ def lifecycle_task_group(
                 body="{% set gate = ti.xcom_pull(task_ids='" + task_id("gate") + "') %}" + APPROVAL_BODY,
                 response_timeout=approval_timeout,
             )
-            if require_approval is True:
-                gate >> approve >> promote
-            else:
-                branch = BranchPythonOperator(
-                    task_id="approval_required",
-                    python_callable=_approval_branch,
-                    op_kwargs={
-                        "require_approval": require_approval,
-                        "approve_task": task_id("approve"),
-                        "promote_task": task_id("promote"),
-                    },
-                )
-                gate >> branch >> [approve, promote]
-                approve >> promote
+            gate >> approve >> promote
         train >> gate
         promote >> score
     return group
 
 
-def _approval_branch(require_approval: Any, approve_task: str, promote_task: str) -> str:
-    wanted = str(require_approval).strip().lower() in ("true", "1", "yes", "on")
-    return approve_task if wanted else promote_task
+class PromotionApprovalOperator(ApprovalOperator):
+    """Airflow's ``ApprovalOperator``, asked only when ``required`` (templated) renders true.
+
+    When not required it returns at once as approved by nobody, so a per-run param decides whether a human is
+    asked without a branch task in the graph. A rejection skips the promotion.
+    """
+
+    template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "required")
+
+    def __init__(self, *, required: bool | str = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.required = required
+
+    def execute(self, context: Any) -> Any:
+        if str(self.required).strip().lower() in ("true", "1", "yes", "on"):
+            return super().execute(context)
+        self.log.info("No approval required for this run (require_approval=%s): promoting without asking.",
+                      self.required)  # fmt: skip
+        return {"chosen_options": [self.APPROVE], "params_input": {}, "responded_at": None, "responded_by_user": None}
