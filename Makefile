@@ -22,6 +22,7 @@ $(VENV)/.installed: uv.lock pyproject.toml Makefile
 
 # The whole suite on a SQLite metadata DB, then the Airflow-database tests again on a fresh PostgreSQL DB.
 test: install
+	@scripts/ensure_chromium.sh
 	$(PYTEST) tests
 	MLOPS_METADATA_BACKEND=postgres $(PYTEST) tests -m airflow_db $(PYTEST_OK_IF_EMPTY)
 

@@ -63,6 +63,8 @@ class TrackingSettings:
             "MLFLOW_TRACKING_PASSWORD": self.password,
             "MLFLOW_TRACKING_TOKEN": self.token,
             "MLFLOW_TRACKING_INSECURE_TLS": "true" if self.insecure_tls else None,
+            # Download progress bars go to stderr, which Airflow's task log shows as ERROR lines.
+            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
         }
 
     @contextmanager

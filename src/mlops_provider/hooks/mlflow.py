@@ -116,6 +116,21 @@ class MlflowHook(BaseHook):
         with self.settings.environment():
             yield client
 
+    def load_sklearn_model(self, model_uri: str) -> Any:
+        """The scikit-learn model at ``model_uri`` (``models:/name/version``, ``runs:/...``).
+
+        skops, which reads the model, walks ``sys.modules`` and touches every deprecated Airflow alias on the
+        way; in a task that is a thousand warnings in the log and seconds of time, so they are muted here.
+        """
+        import warnings
+
+        import mlflow.sklearn
+
+        with self.session(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)  # Airflow's DeprecatedImportWarning is one
+            return mlflow.sklearn.load_model(model_uri)
+
     def get_or_create_experiment(self, name: str) -> str:
         """Id of the experiment called ``name``, created if missing (embedded: artifacts under ``$MLOPS_HOME``)."""
         from mlflow.exceptions import MlflowException

@@ -52,8 +52,6 @@ class BatchPredictOperator(BaseOperator):
         self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        import mlflow.sklearn
-
         from mlops_provider.core.prediction import predict_frame
         from mlops_provider.core.registry import alias_version
         from mlops_provider.hooks.datasets import DatasetHook
@@ -68,8 +66,7 @@ class BatchPredictOperator(BaseOperator):
                 )
         storage = DatasetHook(aws_conn_id=self.aws_conn_id)
         frame = storage.read(self.dataset_uri)
-        with hook.session():
-            model = mlflow.sklearn.load_model(f"models:/{self.model_name}/{version}")
+        model = hook.load_sklearn_model(f"models:/{self.model_name}/{version}")
         scored = predict_frame(
             model,
             frame,

@@ -259,12 +259,9 @@ def _model_version(client: Any, model_name: str, version: str) -> Any:
 
 
 def score_version(hook: MlflowHook, model_name: str, version: str, frame: Any, target: str, task_type: str) -> dict:
-    import mlflow.sklearn
-
     from mlops_provider.core.training import score_model
 
-    with hook.session():
-        model = mlflow.sklearn.load_model(f"models:/{model_name}/{version}")
+    model = hook.load_sklearn_model(f"models:/{model_name}/{version}")
     return score_model(model, frame, target, task_type)
 
 

@@ -1,0 +1,419 @@
+"""The production shape on this machine's real services: start it, use it, stop every process it started.
+
+* Airflow 3 with its metadata DB on a fresh PostgreSQL database and the CeleryExecutor with Redis as
+  broker (database index ``REDIS_DB``, flushed before and after), as separate processes: ``api-server``,
+  ``scheduler``, ``dag-processor``, ``triggerer`` and a ``celery worker``, each in its own process group
+  with its log in ``<root>/logs``; all are stopped by process group at the end, whatever happens
+  (SIGTERM, then SIGKILL: the scheduler can hang on SIGTERM).
+* MLflow as ``mlflow server`` with a PostgreSQL backend store and its artifacts on S3 (the moto server).
+* Sample data (``include/sample_data.py``) on S3; Airflow reaches MLflow and S3 only through
+  ``AIRFLOW_CONN_*`` connections (no AWS or MLflow variables in the Airflow processes).
+
+The test fixture in ``conftest.py`` uses :func:`running_stack`. To look at the stack by hand (the UI, the
+API, the logs), run it on its own from the repository root; it stays up until Ctrl-C (or SIGTERM):
+
+    .venv/bin/python -m tests.system.stack
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SYSTEM_DIR = Path(__file__).resolve().parent
+REPO_ROOT = SYSTEM_DIR.parents[1]
+for _path in (REPO_ROOT / "tests", REPO_ROOT / "include"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from support import services  # noqa: E402
+
+from .api import AirflowApi  # noqa: E402
+
+REFERENCE_DAGS = REPO_ROOT / "dags"
+REDIS_DB = 11  # a broker database no other test uses; only this one is flushed
+ADMIN = {"username": "admin", "password": "system-Adm1n-pass"}
+MOTO_KEY = {"login": "testing", "password": "testing"}  # moto accepts any key; the same as tests/conftest.py
+BUCKET = "mlops-system"
+MODEL_NAME = "customer_churn"
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker")
+SAMPLE_START = "2026-01-01"  # the reference DAGs start on 2026-01-01
+SAMPLE_DAYS = 25  # three full @weekly intervals: 4-10, 11-17 and 18-24 January
+SAMPLE_ROWS_PER_DAY = 500
+
+
+class StackError(RuntimeError):
+    """A part of the stack did not start; the message holds the component's log."""
+
+
+@dataclass
+class Stack:
+    """What the system tests talk to; ``api`` is logged in as the admin user."""
+
+    root: Path
+    env: dict[str, str]
+    api: AirflowApi
+    api_url: str
+    mlflow_url: str
+    moto_url: str
+    bucket: str
+    data_uri: str
+    landing_uri: str
+    model_name: str
+    processes: dict[str, services.ManagedProcess] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def s3(self):
+        return s3_client(self.moto_url)
+
+    def mlflow(self):
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.mlflow_url, registry_uri=self.mlflow_url)
+
+    def diagnostics(self, lines: int = 25) -> str:
+        """Which components are alive, with the tail of each one's log."""
+        parts = []
+        for name, process in self.processes.items():
+            code = process.popen.poll()
+            status = "running" if code is None else f"EXITED with code {code}"
+            parts.append(
+                f"--- {name} (pid {process.pid}, {status}); last lines of {process.log_path}:\n"
+                f"{process.log_tail(lines)}"
+            )
+        return "Components:\n" + "\n".join(parts)
+
+
+def s3_client(url: str):
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        aws_access_key_id=MOTO_KEY["login"],
+        aws_secret_access_key=MOTO_KEY["password"],
+        region_name="us-east-1",
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and of its children it has reaped, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def stop_all(processes) -> None:
+    """Stop every process in parallel (SIGTERM, then SIGKILL of the whole group after a timeout)."""
+    alive = list({id(p): p for p in processes if p is not None}.values())
+    if not alive:
+        return
+    with ThreadPoolExecutor(max_workers=len(alive)) as pool:
+        list(pool.map(lambda p: p.stop(timeout=10), alive))
+
+
+def flush_broker() -> None:
+    import redis
+
+    redis.Redis(host=services.REDIS["host"], port=services.REDIS["port"], db=REDIS_DB).flushdb()
+
+
+def airflow_env(root: Path, metadata_url: str, api_port: int, mlflow_url: str, moto_url: str) -> dict[str, str]:
+    """Everything the Airflow processes get, on top of the caller's environment."""
+    bundles = [
+        {
+            "name": "mlops-system-dags",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(SYSTEM_DIR / "dags"), "refresh_interval": 5},
+        }
+    ]
+    if REFERENCE_DAGS.is_dir():
+        bundles.insert(
+            0,
+            {
+                "name": "mlops-reference-dags",
+                "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                "kwargs": {"path": str(REFERENCE_DAGS), "refresh_interval": 5},
+            },
+        )
+    passwords = root / "airflow" / "simple_auth_manager_passwords.json"
+    passwords.parent.mkdir(parents=True, exist_ok=True)
+    passwords.write_text(json.dumps({ADMIN["username"]: ADMIN["password"]}))
+    psycopg_url = metadata_url.replace("postgresql+psycopg2://", "postgresql://")
+    mlflow_port = int(mlflow_url.rsplit(":", 1)[1])
+    return {
+        "AIRFLOW_HOME": str(root / "airflow"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://{services.REDIS['host']}:{services.REDIS['port']}/{REDIS_DB}",
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{psycopg_url}",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "3",
+        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "3600",
+        # The worker loads the heavy libraries once before it forks its tasks (see celery_preload.py).
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "system.celery_preload.CELERY_CONFIG",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(SYSTEM_DIR.parent), os.environ.get("PYTHONPATH")])),
+        "AIRFLOW__CORE__PARALLELISM": "6",
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "4",
+        "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "0",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REFERENCE_DAGS),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN['username']}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+        "AIRFLOW__API_AUTH__JWT_EXPIRATION_TIME": "3600",
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "300",  # the DAG files do not change during a run
+        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+        "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "2",
+        "AIRFLOW__DAG_PROCESSOR__PRINT_STATS_INTERVAL": "0",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "1",
+        "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300",
+        "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(services.free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(services.free_port()),
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(root / "airflow" / "logs"),
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        # Connections: Airflow reaches every external system only through these.
+        "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps(
+            {
+                "conn_type": "mlflow",
+                "host": "127.0.0.1",
+                "port": mlflow_port,
+                "schema": "http",
+                "extra": {"ui_url": mlflow_url},
+            }
+        ),
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+            {"conn_type": "aws", **MOTO_KEY, "extra": {"endpoint_url": moto_url, "region_name": "us-east-1"}}
+        ),
+        # The reference DAGs' configuration, read when a DAG file is parsed.
+        "MLOPS_HOME": str(root / "mlops_home"),
+        "MLOPS_DATA_URI": f"s3://{BUCKET}/data/churn",
+        "MLOPS_LANDING_URI": f"s3://{BUCKET}/landing/churn",
+        "MLOPS_MODEL_NAME": MODEL_NAME,
+        "MLOPS_WORK_URI": f"s3://{BUCKET}/work",
+        "GX_ANALYTICS_ENABLED": "false",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def start_mlflow(root: Path, backend_url: str, moto_url: str) -> services.ManagedProcess:
+    """``mlflow server`` with a PostgreSQL backend store and proxied artifacts on S3."""
+    port = services.free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        "MLFLOW_TRACKING_URI": "",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no huey job runners: nothing here uses MLflow jobs
+        "MLFLOW_S3_ENDPOINT_URL": moto_url,
+        "AWS_ACCESS_KEY_ID": MOTO_KEY["login"],
+        "AWS_SECRET_ACCESS_KEY": MOTO_KEY["password"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    command = [
+        str(services.BIN / "mlflow"), "server",
+        "--backend-store-uri", backend_url,
+        "--artifacts-destination", f"s3://{BUCKET}/mlflow",
+        "--serve-artifacts",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    process = services.start_process(
+        "mlflow-server", command, root / "logs", ready=lambda: services.http_ok(f"{url}/health"), timeout=180, env=env
+    )
+    process.url = url
+    return process
+
+
+def write_sample_data(root: Path, moto_url: str) -> None:
+    """Daily partitions ``dt=YYYY-MM-DD`` from 2026-01-01 under ``s3://<bucket>/data/churn``."""
+    from sample_data import write_partitions
+
+    folder = root / "sample" / "churn"
+    write_partitions(folder, start=SAMPLE_START, days=SAMPLE_DAYS, rows_per_day=SAMPLE_ROWS_PER_DAY)
+    client = s3_client(moto_url)
+    for path in sorted(folder.rglob("*.parquet")):
+        client.upload_file(str(path), BUCKET, f"data/churn/{path.relative_to(folder).as_posix()}")
+
+
+def _wait_healthy(stack: Stack, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    health: dict = {}
+    worker_log = stack.processes["celery-worker"].log_path
+    while time.monotonic() < deadline:
+        for name, process in stack.processes.items():
+            if process.popen.poll() is not None:
+                raise StackError(f"{name} exited with code {process.popen.returncode}:\n{process.log_tail(60)}")
+        try:
+            health = stack.api.health()
+        except Exception:
+            time.sleep(1)
+            continue
+        components_ok = all(
+            (health.get(key) or {}).get("status") == "healthy"
+            for key in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        )
+        worker_ok = worker_log.exists() and " ready." in worker_log.read_text(errors="replace")
+        if components_ok and worker_ok:
+            return
+        time.sleep(1)
+    raise StackError(f"Airflow did not become healthy within {timeout:.0f}s; last health: {health}\n{stack.diagnostics()}")
+
+
+@contextmanager
+def running_stack(root: Path, moto_url: str) -> Iterator[Stack]:
+    """Start everything (about a minute on 2 cores) and stop everything when the block ends.
+
+    Raises ``services.ServiceUnavailable`` when PostgreSQL or Redis is missing, :class:`StackError` when
+    a component does not start.
+    """
+    started = time.monotonic()
+    (root / "logs").mkdir(parents=True, exist_ok=True)
+    databases: list[str] = []
+    processes: dict[str, services.ManagedProcess] = {}
+
+    def cleanup() -> None:
+        usage = {name: cpu_seconds(process.pid) for name, process in processes.items()}
+        stop_all(list(processes.values()))
+        if usage:
+            shown = ", ".join(f"{name} {seconds:.0f}s" for name, seconds in usage.items())
+            print(f"\nmlops system stack: CPU time per component: {shown}", file=sys.stderr)
+        for url in databases:
+            try:
+                services.drop_postgres_database(url)
+            except Exception as error:
+                print(f"\nmlops system stack: could not drop {url}: {error}", file=sys.stderr)
+        databases.clear()
+        try:
+            flush_broker()
+        except Exception:
+            pass
+
+    atexit.register(cleanup)  # also when the run is interrupted before the block ends
+    try:
+        if not services.redis_reachable():
+            raise services.ServiceUnavailable("Redis: nothing answers on 127.0.0.1:6379 (the Celery broker)")
+        metadata_url = services.create_postgres_database("mlops_system_airflow")
+        databases.append(metadata_url)
+        mlflow_db = services.create_postgres_database("mlops_system_mlflow")
+        databases.append(mlflow_db)
+        flush_broker()
+        s3_client(moto_url).create_bucket(Bucket=BUCKET)
+
+        api_port = services.free_port()
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            mlflow_future = pool.submit(start_mlflow, root, mlflow_db, moto_url)
+            data_future = pool.submit(write_sample_data, root, moto_url)
+            migrate_env = airflow_env(root, metadata_url, api_port, "http://127.0.0.1:1", moto_url)
+            migrate = subprocess.run(
+                [str(services.BIN / "airflow"), "db", "migrate"],
+                capture_output=True,
+                text=True,
+                env={**os.environ, **migrate_env},
+                timeout=300,
+            )
+            try:
+                processes["mlflow-server"] = mlflow_future.result()
+            except services.ServiceUnavailable as error:
+                raise StackError(f"mlflow server did not start: {error}") from error
+            data_future.result()
+        if migrate.returncode != 0:
+            raise StackError(f"airflow db migrate failed:\n{migrate.stdout[-3000:]}\n{migrate.stderr[-3000:]}")
+        mlflow_url = processes["mlflow-server"].url
+        env = airflow_env(root, metadata_url, api_port, mlflow_url, moto_url)
+        migrated = time.monotonic()
+
+        commands = {
+            "api-server": ["api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1"],
+            "scheduler": ["scheduler"],
+            "dag-processor": ["dag-processor"],
+            "triggerer": ["triggerer"],
+            "celery-worker": ["celery", "worker", "--concurrency", "3", "--celery-hostname", "mlops-system@%h",
+                              "--without-mingle", "--without-gossip"],
+        }  # fmt: skip
+        for name in COMPONENTS:  # spawned together; readiness is checked below through the health endpoint
+            processes[name] = services.start_process(
+                name, [str(services.BIN / "airflow"), *commands[name]], root / "logs",
+                ready=lambda: True, env=env, timeout=5,
+            )  # fmt: skip
+        api_url = f"http://127.0.0.1:{api_port}"
+        stack = Stack(
+            root=root,
+            env=env,
+            api=AirflowApi(api_url, ADMIN["username"], ADMIN["password"]),
+            api_url=api_url,
+            mlflow_url=mlflow_url,
+            moto_url=moto_url,
+            bucket=BUCKET,
+            data_uri=env["MLOPS_DATA_URI"],
+            landing_uri=env["MLOPS_LANDING_URI"],
+            model_name=MODEL_NAME,
+            processes=processes,
+        )
+        stack.api.diagnostics = stack.diagnostics
+        _wait_healthy(stack)
+        stack.timings = {"migrate_and_mlflow_s": migrated - started, "startup_s": time.monotonic() - started}
+        try:
+            yield stack
+        finally:
+            stack.api.close()
+    finally:
+        cleanup()
+        atexit.unregister(cleanup)
+
+
+def main() -> None:
+    import signal
+    import tempfile
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)  # `kill <pid>` stops everything too
+    signal.signal(signal.SIGINT, interrupt)  # also when started in the background, where SIGINT is ignored
+    root = Path(tempfile.mkdtemp(prefix="mlops-system-stack-"))
+    moto = services.start_moto_server(root / "moto")
+    try:
+        with running_stack(root, moto.url) as stack:
+            print(
+                f"Airflow UI/API: {stack.api_url} (user {ADMIN['username']!r}, password {ADMIN['password']!r})\n"
+                f"MLflow: {stack.mlflow_url}   S3 (moto): {stack.moto_url} bucket {stack.bucket}\n"
+                f"Logs: {root / 'logs'}   started in {stack.timings['startup_s']:.0f}s; Ctrl-C stops everything.",
+                flush=True,
+            )
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        moto.stop()
+
+
+if __name__ == "__main__":
+    main()
