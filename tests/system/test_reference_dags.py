@@ -92,6 +92,31 @@ def test_lifecycle_triggered_through_rest_api_sets_the_champion(scenarios):
     assert predictions, "the score task wrote no predictions under s3://<bucket>/work/predictions/"
 
 
+def test_promotion_waits_for_a_human_approval(scenarios):
+    """``require_approval``: the run waits in Airflow's Required actions until someone approves over the API."""
+    stack, api = scenarios.stack, scenarios.stack.api
+    model = f"churn_approval_{uuid.uuid4().hex[:6]}"
+    run = api.trigger(LIFECYCLE, conf={"model_name": model, "require_approval": True},
+                      note="system test: human approval")  # fmt: skip
+    run_id = run["dag_run_id"]
+    api.wait_for_task(LIFECYCLE, run_id, "lifecycle.approve", {"awaiting_input"}, timeout=420)
+    assert _champion(stack, model) is None  # the gate passed, but nothing moves before the answer
+    path = f"/api/v2/dags/{LIFECYCLE}/dagRuns/{run_id}/taskInstances/lifecycle.approve/-1/hitlDetails"
+    request = api.get(path)
+    assert request["options"] == ["Approve", "Reject"]
+    assert f"Promote {model} version 1 to @champion?" == request["subject"]
+    assert "| roc_auc |" in request["body"] and "cold start" in request["body"], request["body"]
+    answer = api.request("PATCH", path, json={"chosen_options": ["Approve"], "params_input": {}})
+    api.wait_for_run(LIFECYCLE, run_id, timeout=300)
+
+    assert _champion(stack, model).version == "1"
+    from mlops_provider.core.registry import read_history
+
+    (move,) = read_history(stack.mlflow(), model)
+    assert move["by"]["task_id"] == "lifecycle.promote"
+    assert move["by"]["approved_by"] == answer["responded_by"]["name"]
+
+
 def test_landing_upload_resumes_deferred_sensor_in_triggerer(scenarios, tmp_path):
     stack, api = scenarios.stack, scenarios.stack.api
     try:
