@@ -74,6 +74,25 @@ def test_fingerprint_depends_on_content_not_on_path_row_order_or_storage(tmp_pat
     assert core.prepare_training(renumbered, config).data_fingerprint == core.prepare_training(frame, config).data_fingerprint
 
 
+def test_fingerprint_row_hashes_are_pandas_row_hashes_and_its_order_sorts_them():
+    # The recipe behind every stored mlops.data_fingerprint: pandas' row hashes of the columns in name order
+    # (computed column by column, combined as pandas combines a frame's columns), digested in sorted order.
+    frame = churn_frame(3000, seed=2)
+    frame.loc[::7, "plan"] = None
+    frame.loc[::11, "monthly_charges"] = np.nan
+    columns = ["tenure_months", "plan", "monthly_charges", "churned", "event_timestamp"]
+    fingerprint = data_fingerprint(frame, columns)
+    expected = pd.util.hash_pandas_object(frame[sorted(columns)], index=False).to_numpy()
+    assert fingerprint.columns == tuple(sorted(columns))
+    assert np.array_equal(fingerprint.row_hashes, expected)
+    assert np.array_equal(fingerprint.row_hashes[fingerprint.order], np.sort(expected))
+    assert data_fingerprint(frame.iloc[::-1], columns).value == fingerprint.value
+    # Training takes the rows in that order: the same training rows, in the same order, from any row order.
+    shuffled = core.prepare_training(frame.sample(frac=1, random_state=5), churn_config())
+    original = core.prepare_training(frame, churn_config())
+    assert shuffled.x_train.reset_index(drop=True).equals(original.x_train.reset_index(drop=True))
+
+
 # -- reproducibility, split, preprocessing, task type ---------------------------------------------------
 
 
@@ -84,12 +103,33 @@ def test_same_data_spec_and_seed_give_identical_metrics_in_any_row_order():
     reordered = fit(frame.sample(frac=1, random_state=11).reset_index(drop=True), churn_config())
     assert set(first.metrics) == {"accuracy", "f1_macro", "roc_auc", "log_loss"}
     assert first.metrics == again.metrics == reordered.metrics
+    # The holdout is scored step by step (preprocessing, then the model) as the whole pipeline scores it.
+    holdout = first.prepared.x_test.assign(churned=first.prepared.y_test)
+    assert core.score_model(first.model, holdout, "churned", "classification") == first.metrics
     assert first.prepared.x_test.reset_index(drop=True).equals(reordered.prepared.x_test.reset_index(drop=True))
 
     other_seed = core.prepare_training(frame, churn_config(random_state=7))
     assert not other_seed.x_test.reset_index(drop=True).equals(first.prepared.x_test.reset_index(drop=True))
     assert other_seed.estimator.tag() == first.prepared.estimator.tag()
     assert other_seed.training_config != first.prepared.training_config  # the seed is part of what "unchanged" means
+
+
+def test_fitting_leaves_openmp_threads_and_the_switch_interval_as_they_were():
+    # Holdout scoring and the small predictions after the fit run OpenMP code on one thread per caller, and
+    # scoring lowers the interpreter's switch interval; neither setting may outlive them.
+    import sys
+
+    from threadpoolctl import threadpool_info
+
+    def openmp_threads() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "openmp"]
+
+    frame = churn_frame(1500, seed=9)
+    core.prepare_training(frame.head(200), churn_config())  # sklearn (and its OpenMP runtime) loaded
+    before = openmp_threads(), sys.getswitchinterval()
+    fitted = fit(frame, churn_config())
+    assert set(fitted.metrics) == {"accuracy", "f1_macro", "roc_auc", "log_loss"}
+    assert (openmp_threads(), sys.getswitchinterval()) == before
 
 
 def test_time_split_holds_out_the_most_recent_rows_and_random_split_is_stratified():
@@ -105,6 +145,39 @@ def test_time_split_holds_out_the_most_recent_rows_and_random_split_is_stratifie
     assert stratified.split == {"method": "stratified", "random_state": 42, "train_rows": 800, "test_rows": 200}
     share = frame["churned"].mean()
     assert abs(stratified.y_test.mean() - share) < 0.01 and abs(stratified.y_train.mean() - share) < 0.01
+
+
+def test_stratified_split_takes_the_rows_scikit_learn_would():
+    from sklearn.model_selection import train_test_split
+
+    rng = np.random.default_rng(0)
+    targets = [
+        (rng.random(20_000) < 0.3).astype(int),
+        rng.choice(["basic", "plus", "pro"], 3001, p=[0.7, 0.2, 0.1]).astype(object),
+        np.array([0] * 9 + [1] * 3 + [2] * 2),
+        churn_frame(5000, seed=3)["churned"].to_numpy(),
+        rng.random(4000) < 0.4,
+        rng.integers(-3, 3, 2500).astype(float),
+    ]
+    for y in targets:
+        classes = len(set(y.tolist()))
+        for test_rows in sorted({classes, max(classes, len(y) // 5), max(classes, len(y) // 3)}):
+            for seed in (0, 42):
+                expected = train_test_split(np.arange(len(y)), test_size=test_rows, random_state=seed, stratify=y)
+                train, test = core.stratified_split(y, test_rows, seed)
+                assert np.array_equal(train, expected[0]) and np.array_equal(test, expected[1])
+
+
+def test_confusion_counts_are_scikit_learns_confusion_matrix():
+    from sklearn.metrics import confusion_matrix
+
+    rng = np.random.default_rng(1)
+    for classes, extra in (([0, 1], [2]), (["basic", "plus", "pro"], ["gold"]), ([False, True], [])):
+        values = np.array(classes + extra, dtype=object if isinstance(classes[0], str) else None)
+        y_true, predictions = rng.choice(values, 3000), rng.choice(np.array(classes), 3000)
+        assert np.array_equal(
+            core.confusion_counts(y_true, predictions, classes), confusion_matrix(y_true, predictions, labels=classes)
+        )
 
 
 def test_automatic_preprocessing_handles_missing_values_and_unseen_categories():
@@ -317,6 +390,11 @@ def test_classification_end_to_end_then_a_retry_registers_nothing_new(mlflow_ser
     assert params["estimator.random_state"] == "42" and params["split.method"] == "stratified"
     assert params["preprocessing.categorical_columns"] == "plan,contract"
     assert {k: run.data.metrics[k] for k in result["metrics"]} == result["metrics"]
+    # The logged model the version points at lives in the run's experiment, with its params and metrics.
+    logged = client.get_logged_model(version.source.removeprefix("models:/"))
+    assert logged.experiment_id == run.info.experiment_id and logged.source_run_id == run.info.run_id
+    assert logged.params["estimator"] == FOREST and logged.params["split.method"] == "stratified"
+    assert {metric.key: metric.value for metric in logged.metrics} == result["metrics"]
 
     artifacts = artifact_paths(client, run.info.run_id)
     assert {
