@@ -47,11 +47,6 @@ with DAG(
         wait = FileSensor(task_id="wait_for_partition", filepath=PARTITION + "/*.parquet", mode="reschedule", **WAIT)
     wait >> lifecycle_task_group(
         dataset_uri=PARTITION,
-        target_column=settings.target_column,
-        model_name=settings.model_name,
-        id_columns=list(settings.id_columns),
-        timestamp_column=settings.timestamp_column,
-        thresholds=settings.thresholds(),
         experiment_name="mlops_retrain_on_data_arrival",
-        feast_repo_path=settings.feast_repo,
+        **settings.lifecycle_kwargs(),
     )

@@ -41,12 +41,7 @@ with DAG(
     )
     lifecycle = lifecycle_task_group(
         dataset_uri="{{ ti.xcom_pull(task_ids='recent_partitions')['dataset_uri'] }}",
-        target_column=settings.target_column,
-        model_name=settings.model_name,
-        id_columns=list(settings.id_columns),
-        timestamp_column=settings.timestamp_column,
-        thresholds=settings.thresholds(),
         experiment_name="mlops_retrain_on_drift",
-        feast_repo_path=settings.feast_repo,
+        **settings.lifecycle_kwargs(),
     )
     event >> window >> lifecycle

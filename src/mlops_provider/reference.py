@@ -45,6 +45,17 @@ class ReferenceSettings:
     def landing_on_s3(self) -> bool:
         return self.landing_uri.startswith("s3://")
 
+    def lifecycle_kwargs(self) -> dict:
+        """What every retraining DAG hands ``lifecycle_task_group`` besides its dataset and experiment."""
+        return {
+            "target_column": self.target_column,
+            "model_name": self.model_name,
+            "id_columns": list(self.id_columns),
+            "timestamp_column": self.timestamp_column,
+            "thresholds": self.thresholds(),
+            "feast_repo_path": self.feast_repo,
+        }
+
     def thresholds(self) -> dict[str, dict[str, float]]:
         """The gate: the challenger's primary metric may not fall below the champion's by more than allowed."""
         return {self.primary_metric: {"min_absolute_change": self.min_improvement}}

@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_provider import __version__ as PROVIDER_VERSION
+from mlops_provider.core import tags as tag_names
 from mlops_provider.core.errors import ConfigurationError, EstimatorSpecError, TrainingDataError
 from mlops_provider.core.fingerprint import canonical_json, data_fingerprint, tag_value
 
@@ -93,10 +94,10 @@ TAG_DATA_FINGERPRINT = "mlops.data_fingerprint"
 TAG_ESTIMATOR_SPEC = "mlops.estimator_spec"
 TAG_TRAINING_CONFIG = "mlops.training_config"
 TAG_PROVIDER_VERSION = "mlops.provider_version"
-TAG_REFERENCE_SAMPLE = "mlops.reference_sample_uri"
-TAG_HOLDOUT = "mlops.holdout_uri"
-TAG_TARGET_COLUMN = "mlops.target_column"
-TAG_TASK_TYPE = "mlops.task_type"
+TAG_REFERENCE_SAMPLE = tag_names.REFERENCE_SAMPLE
+TAG_HOLDOUT = tag_names.HOLDOUT
+TAG_TARGET_COLUMN = tag_names.TARGET_COLUMN
+TAG_TASK_TYPE = tag_names.TASK_TYPE
 TAG_ABANDONED = "mlops.abandoned"
 # What must match the champion for training to be skipped, with the words the log uses for each.
 UNCHANGED_KEYS = {
