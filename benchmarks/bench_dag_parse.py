@@ -4,9 +4,9 @@ The DAG processor imports every DAG file in a fresh process (Airflow's default p
 each file in ``dags/`` the baseline is a generated file holding that file's ``airflow`` imports and one empty
 DAG scheduled the same way (a DAG scheduled on an asset gets an ``s3://`` asset: building any asset whose
 scheme is not ``file`` or ``x-...`` makes Airflow load every provider's URI handler, boto3 included, which is
-Airflow's cost, not the provider's); both are executed with ``runpy`` in a new interpreter and timed in CPU seconds of that process (so other
-work on the machine does not blur the comparison), from before the file runs to after, best of ``REPEAT``
-alternating runs. Target: ratio <= 1.10 for every file.
+Airflow's cost, not the provider's); both are executed with ``runpy`` in a new interpreter and timed in CPU
+seconds of that process (so other work on the machine does not blur the comparison), from before the file
+runs to after, best of ``REPEAT`` alternating runs. Target: ratio <= 1.10 for every file.
 """
 
 from __future__ import annotations

@@ -27,9 +27,7 @@ ROWS, COLUMNS, DRIFTED = 1_000_000, 20, 5
 def frames(seed: int = 7) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     reference = pd.DataFrame({f"f{i:02d}": rng.normal(0, 1, ROWS) for i in range(COLUMNS)})
-    current = pd.DataFrame(
-        {f"f{i:02d}": rng.normal(0.2 if i < DRIFTED else 0.0, 1, ROWS) for i in range(COLUMNS)}
-    )
+    current = pd.DataFrame({f"f{i:02d}": rng.normal(0.2 if i < DRIFTED else 0.0, 1, ROWS) for i in range(COLUMNS)})
     return reference, current
 
 

@@ -68,13 +68,13 @@ def main() -> int:
     import mlflow
     import mlflow.sklearn
     import skops.io
-    from sample_data import churn_frame
     from sklearn.base import clone
     from sklearn.model_selection import train_test_split
 
     from mlops_provider.core import training as core
     from mlops_provider.core.datasets import read_dataset
     from mlops_provider.core.fingerprint import data_fingerprint
+    from sample_data import churn_frame
 
     uri = f"sqlite:///{home / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
@@ -89,7 +89,9 @@ def main() -> int:
     in_canonical_order = frame.iloc[data_fingerprint(frame, [*FEATURES, "churned"]).order].reset_index(drop=True)
     # The same unfitted pipeline the provider builds (so both sides fit exactly the same thing).
     template = core.prepare_training(frame.head(2000), config).model
-    requirements = core._serialization_plan(clone(template).fit(frame.head(2000)[FEATURES], frame.head(2000)["churned"]), None)[2]
+    requirements = core._serialization_plan(
+        clone(template).fit(frame.head(2000)[FEATURES], frame.head(2000)["churned"]), None
+    )[2]
     tags = {"airflow.dag_id": "bench", "airflow.run_id": "bench", "airflow.task_id": "train", "airflow.map_index": "-1"}
 
     def provider() -> dict:

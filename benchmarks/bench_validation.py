@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
 from harness import best_time, report  # noqa: E402
 
 ROWS = 1_000_000
@@ -63,13 +64,19 @@ def make_expectations() -> list[dict]:
         column = f"f{index:02d}"
         expectations.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": column}})
         expectations.append(
-            {"type": "expect_column_values_to_be_between", "kwargs": {"column": column, "min_value": 0, "max_value": 300}}
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {"column": column, "min_value": 0, "max_value": 300},
+            }
         )
     for index in range(4):
         column = f"i{index:02d}"
         expectations.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": column}})
         expectations.append(
-            {"type": "expect_column_values_to_be_between", "kwargs": {"column": column, "min_value": 0, "max_value": 999}}
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {"column": column, "min_value": 0, "max_value": 999},
+            }
         )
     for index in range(4):
         column = f"s{index:02d}"

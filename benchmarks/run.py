@@ -32,7 +32,7 @@ def main() -> int:
     header = ("benchmark", "ratio", "target", "verdict", "seconds")
     widths = [max(len(str(row[i])) if i != 4 else 7 for row in [header, *rows]) for i in range(5)]
     print()
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False)))
     print("  ".join("-" * w for w in widths))
     for name, ratio, target, verdict, seconds in rows:
         print("  ".join([name.ljust(widths[0]), ratio.ljust(widths[1]), target.ljust(widths[2]),

@@ -37,9 +37,9 @@ with DAG(
     )
     DetectDriftOperator(
         task_id="detect_drift",
-        current_uri="{{ ti.xcom_pull(task_ids='day_partition')['dataset_uri'] }}",
+        current_uri=day.output["dataset_uri"],
         model_name=settings.model_name,
         exclude_columns=[*settings.id_columns, settings.timestamp_column, settings.target_column],
         drift_share=settings.drift_share,
         on_drift="emit",
-    ).set_upstream(day)
+    )

@@ -45,8 +45,4 @@ with DAG(
         )
     else:
         wait = FileSensor(task_id="wait_for_partition", filepath=PARTITION + "/*.parquet", mode="reschedule", **WAIT)
-    wait >> lifecycle_task_group(
-        dataset_uri=PARTITION,
-        experiment_name="mlops_retrain_on_data_arrival",
-        **settings.lifecycle_kwargs(),
-    )
+    wait >> lifecycle_task_group(settings.lifecycle(dataset_uri=PARTITION, experiment_name=dag.dag_id))

@@ -34,14 +34,8 @@ with DAG(
     window = SelectPartitionsOperator(
         task_id="recent_partitions",
         dataset_uri=settings.data_uri,
-        until="{{ macros.ds_add(ti.xcom_pull(task_ids='drift_event')['day'], 1) "
-        "if ti.xcom_pull(task_ids='drift_event')['day'] else '' }}",
+        until=event.output["until"],
         last=RETRAIN_WINDOW_DAYS,
         on_empty="fail",
     )
-    lifecycle = lifecycle_task_group(
-        dataset_uri="{{ ti.xcom_pull(task_ids='recent_partitions')['dataset_uri'] }}",
-        experiment_name="mlops_retrain_on_drift",
-        **settings.lifecycle_kwargs(),
-    )
-    event >> window >> lifecycle
+    lifecycle_task_group(settings.lifecycle(dataset_uri=window.output["dataset_uri"], experiment_name=dag.dag_id))

@@ -34,8 +34,4 @@ with DAG(
         since="{{ data_interval_start | ds }}",
         until="{{ data_interval_end | ds }}",
     )
-    week >> lifecycle_task_group(
-        dataset_uri="{{ ti.xcom_pull(task_ids='interval_partitions')['dataset_uri'] }}",
-        experiment_name="mlops_retrain_scheduled",
-        **settings.lifecycle_kwargs(),
-    )
+    lifecycle_task_group(settings.lifecycle(dataset_uri=week.output["dataset_uri"], experiment_name=dag.dag_id))

@@ -44,7 +44,9 @@ os.environ.update(
         "PYTHONWARNINGS": "ignore",
     }
 )
-for name in [n for n in os.environ if n.startswith(("AIRFLOW_CONN_MLFLOW", "MLFLOW_TRACKING", "MLOPS_DATA", "MLOPS_LANDING"))]:
+for name in [
+    n for n in os.environ if n.startswith(("AIRFLOW_CONN_MLFLOW", "MLFLOW_TRACKING", "MLOPS_DATA", "MLOPS_LANDING"))
+]:
     del os.environ[name]  # the demo always runs on its own embedded stores
 sys.path.insert(0, str(REPO / "include"))
 sys.path.insert(0, str(REPO / "dags"))
@@ -124,8 +126,8 @@ def main() -> int:
     write_partitions(DATA, start=DAY_ONE, days=7)
     airflow_cli("db", "migrate")
 
-    from airflow.models.asset import AssetDagRunQueue, AssetEvent
     from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent
     from airflow.utils.session import create_session
 
     from mlops_provider.core.registry import alias_version, read_history
@@ -140,7 +142,9 @@ def main() -> int:
     summary: dict = {"mlflow_tracking_uri": MlflowHook().settings.tracking_uri, "reports": {}}
 
     step("1. mlops_lifecycle on the first week")
-    run = run_dag(bag, "mlops_lifecycle", run_conf={"dataset_uri": str(DATA)})
+    # The sample's own columns: its customer id is no feature, and its newest rows make the holdout.
+    sample = {"id_columns": ["customer_id"], "timestamp_column": "event_timestamp"}
+    run = run_dag(bag, "mlops_lifecycle", run_conf={"dataset_uri": str(DATA), **sample})
     if str(run.state) != "success":
         raise SystemExit(f"mlops_lifecycle ended {run.state}: {states(run)}; task logs in {LOG}")
     gate = xcom(run, "lifecycle.promote") or {}
@@ -192,8 +196,10 @@ def main() -> int:
         "champion_version": alias_version(client, MODEL, "champion"),
         "reasons": (decision or {}).get("reasons"),
     }
-    print(f"   retrain run {run.state}; challenger v{summary['retrain_outcome']['challenger_version']} "
-          f"{'promoted' if promote_state == 'success' else 'rejected: ' + str(summary['retrain_outcome']['reasons'])}")
+    print(
+        f"   retrain run {run.state}; challenger v{summary['retrain_outcome']['challenger_version']} "
+        f"{'promoted' if promote_state == 'success' else 'rejected: ' + str(summary['retrain_outcome']['reasons'])}"
+    )
 
     summary["promotion_history"] = [
         {k: h.get(k) for k in ("seq", "action", "from_version", "to_version")} for h in read_history(client, MODEL)
@@ -202,7 +208,11 @@ def main() -> int:
     target = OUTER_HOME / "demo-summary.json"
     target.write_text(json.dumps(summary, indent=2, default=str))
     print_table(summary, target)
-    ok = summary["corrupted_partition_blocked"] and summary["drift_detected"] and summary["retrain_triggered_by_asset_event"]
+    ok = (
+        summary["corrupted_partition_blocked"]
+        and summary["drift_detected"]
+        and summary["retrain_triggered_by_asset_event"]
+    )
     return 0 if ok and summary["champion_version"] else 1
 
 
@@ -237,8 +247,11 @@ def print_table(summary: dict, target: Path) -> None:
         ("corrupted partition blocked", summary["corrupted_partition_blocked"]),
         ("drift detected", f"{summary['drift_detected']} ({', '.join(summary['drifted_columns'] or [])})"),
         ("retrain run from the asset event", summary["retrain_triggered_by_asset_event"]),
-        ("retrain outcome", f"v{outcome['challenger_version']} " + ("promoted" if outcome["promoted"] else
-                            f"rejected: {'; '.join(outcome['reasons'] or [])}")),  # fmt: skip
+        (
+            "retrain outcome",
+            f"v{outcome['challenger_version']} "
+            + ("promoted" if outcome["promoted"] else f"rejected: {'; '.join(outcome['reasons'] or [])}"),
+        ),  # fmt: skip
         ("champion now", f"v{outcome['champion_version']}"),
         ("took", f"{summary['seconds']} s"),
     ]

@@ -6,7 +6,9 @@ Environment switches:
 * ``MLOPS_METADATA_BACKEND=postgres``: the Airflow metadata DB is a fresh database on this machine's
   PostgreSQL, dropped at the end (``make test`` runs the ``airflow_db`` tests a second time this way).
 
-Everything Airflow reads at import time is set here, before any test module imports Airflow.
+Everything Airflow reads at import time is set in ``pytest_configure``, which runs before any test module
+is imported (so before Airflow is). ``tests`` and ``include`` are on ``sys.path`` through ``pythonpath`` in
+pyproject.toml.
 """
 
 from __future__ import annotations
@@ -21,57 +23,67 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "tests"))
-sys.path.insert(0, str(REPO_ROOT / "include"))  # sample_data: the seeded generator the demo uses too
+from support import services  # ``tests`` is on sys.path through pyproject.toml's pythonpath
 
-from support import services  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 REQUIRE_SERVICES = os.environ.get("MLOPS_REQUIRE_SERVICES") == "1"
 METADATA_BACKEND = os.environ.get("MLOPS_METADATA_BACKEND", "sqlite")
 TEST_ROOT = Path(tempfile.mkdtemp(prefix="mlops-tests-"))
 
-for name in list(os.environ):
-    # Outer settings must not leak in: tests talk only to the services started here.
-    if name.startswith(("MLFLOW_", "AIRFLOW_CONN_", "AIRFLOW_VAR_")) or name in (
-        "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
-    ):  # fmt: skip
-        del os.environ[name]
-
-os.environ.update(
-    {
-        "AIRFLOW_HOME": str(TEST_ROOT / "airflow"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
-        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(
-            [
-                {"name": name, "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {"path": str(path)}}
-                for name, path in (("mlops-reference-dags", REPO_ROOT / "dags"), ("mlops-test-dags", REPO_ROOT / "tests" / "dags"))
-            ]
-        ),
-        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        "MLOPS_HOME": str(TEST_ROOT / "mlops_home"),
-        "GX_ANALYTICS_ENABLED": "false",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "NO_PROXY": "127.0.0.1,localhost",
-    }
-)
-
 METADATA_DB_ERROR: str | None = None
 METADATA_DB_URL: str | None = None
-if METADATA_BACKEND == "postgres":
-    try:
-        METADATA_DB_URL = services.create_postgres_database("mlops_airflow")
-        os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = METADATA_DB_URL
-    except services.ServiceUnavailable as error:
-        METADATA_DB_ERROR = str(error)
-elif METADATA_BACKEND != "sqlite":
-    raise pytest.UsageError(f"MLOPS_METADATA_BACKEND={METADATA_BACKEND!r}: use 'sqlite' or 'postgres'.")
-else:
-    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{TEST_ROOT / 'airflow' / 'airflow.db'}"
+
+
+def pytest_configure(config):
+    """The test environment, set before pytest imports any test module (and so before Airflow reads it)."""
+    global METADATA_DB_ERROR, METADATA_DB_URL
+    if METADATA_BACKEND not in ("sqlite", "postgres"):
+        raise pytest.UsageError(f"MLOPS_METADATA_BACKEND={METADATA_BACKEND!r}: use 'sqlite' or 'postgres'.")
+    for name in list(os.environ):
+        # Outer settings must not leak in: tests talk only to the services started here.
+        if name.startswith(("MLFLOW_", "AIRFLOW_CONN_", "AIRFLOW_VAR_")) or name in (
+            "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
+        ):  # fmt: skip
+            del os.environ[name]
+
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(TEST_ROOT / "airflow"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(
+                [
+                    {
+                        "name": name,
+                        "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                        "kwargs": {"path": str(path)},
+                    }
+                    for name, path in (
+                        ("mlops-reference-dags", REPO_ROOT / "dags"),
+                        ("mlops-test-dags", REPO_ROOT / "tests" / "dags"),
+                    )
+                ]
+            ),
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "MLOPS_HOME": str(TEST_ROOT / "mlops_home"),
+            "GX_ANALYTICS_ENABLED": "false",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "NO_PROXY": "127.0.0.1,localhost",
+        }
+    )
+
+    if METADATA_BACKEND == "postgres":
+        try:
+            METADATA_DB_URL = services.create_postgres_database("mlops_airflow")
+            os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = METADATA_DB_URL
+        except services.ServiceUnavailable as error:
+            METADATA_DB_ERROR = str(error)
+    else:
+        os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{TEST_ROOT / 'airflow' / 'airflow.db'}"
 
 
 def service_missing(name: str, reason: str):
@@ -80,6 +92,14 @@ def service_missing(name: str, reason: str):
     if REQUIRE_SERVICES:
         pytest.fail(f"{message} (MLOPS_REQUIRE_SERVICES=1 makes this a failure)", pytrace=False)
     pytest.skip(message)
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that uses the metadata database is an ``airflow_db`` test, marked or not: ``make test`` runs it
+    on PostgreSQL too, and the fast layer (``-m "not airflow_db and not system"``) leaves it out."""
+    for item in items:
+        if "airflow_db" in getattr(item, "fixturenames", ()) and item.get_closest_marker("airflow_db") is None:
+            item.add_marker(pytest.mark.airflow_db)
 
 
 def pytest_report_header(config):

@@ -8,8 +8,8 @@ from __future__ import annotations
 import uuid
 from urllib.parse import urlsplit
 
-import pendulum
 import pytest
+
 from conftest import run_cli
 
 pytestmark = pytest.mark.airflow_db
@@ -54,7 +54,6 @@ def metadata_connection(airflow_db):
 
 def test_task_uses_mlflow_connection_from_metadata_db(metadata_connection, mlflow_auth_server, connection_env):
     from dags.mlops_test_mlflow_probe import dag as probe_dag
-
     from mlops_provider.hooks.mlflow import MlflowHook
 
     url = urlsplit(mlflow_auth_server.url)

@@ -59,7 +59,7 @@ def test_file_uri_and_column_subset(tmp_path, frame):
 
 def test_folder_of_part_files_with_partitions_and_markers(tmp_path, frame):
     root = tmp_path / "events"
-    for day, part in zip(["2026-01-01", "2026-01-02"], np.array_split(frame, 2)):
+    for day, part in zip(["2026-01-01", "2026-01-02"], np.array_split(frame, 2), strict=False):
         (root / f"dt={day}").mkdir(parents=True)
         part.to_parquet(root / f"dt={day}" / "part-0.parquet", index=False)
     (root / "_SUCCESS").touch()
@@ -82,7 +82,11 @@ def test_rewriting_a_folder_leaves_one_copy(tmp_path, frame):
 
 def test_s3_round_trip_through_aws_connection(s3_bucket, frame):
     hook = DatasetHook(aws_conn_id="aws_default")
-    for uri in (f"s3://{s3_bucket}/single/data.parquet", f"s3://{s3_bucket}/daily/dt=2026-01-01/", f"s3://{s3_bucket}/c.csv"):
+    for uri in (
+        f"s3://{s3_bucket}/single/data.parquet",
+        f"s3://{s3_bucket}/daily/dt=2026-01-01/",
+        f"s3://{s3_bucket}/c.csv",
+    ):
         info = hook.write(frame, uri)
         assert info.rows == 500
         back = hook.read(uri)
@@ -96,7 +100,7 @@ def test_s3_round_trip_through_aws_connection(s3_bucket, frame):
 def test_a_list_of_partitions_reads_as_one_dataset_with_their_keys(tmp_path, frame):
     hook = DatasetHook(aws_conn_id=None)
     days = ["2026-01-01", "2026-01-02", "2026-01-03"]
-    for day, part in zip(days, np.array_split(frame, 3)):
+    for day, part in zip(days, np.array_split(frame, 3), strict=False):
         hook.write(part, str(tmp_path / f"dt={day}"))
     listed = ",".join(str(tmp_path / f"dt={day}") for day in days[1:])
     back = hook.read(listed)

@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
 from conftest import REPO_ROOT, service_missing
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"

@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 import numpy as np
 import pandas as pd
 import pytest
-from sample_data import churn_frame
 
 from mlops_provider.core.drift import DriftSettings, detect_drift, render_html_report
 from mlops_provider.core.errors import ConfigurationError, DriftInputError, EmptyDatasetError
+from sample_data import churn_frame
 
 TRIALS = 200
 CATEGORIES = ["a", "b", "c", "d"]
@@ -62,9 +62,11 @@ def test_evidently_goodness_of_fit_chisquare_would_raise_false_alarms():
 
 
 def test_verdict_names_the_drifted_columns_and_methods():
-    result = detect_drift(churn_frame(3000, seed=1), churn_frame(3000, seed=2, drift=True), DriftSettings(
-        exclude_columns=["customer_id", "churned"], categorical_columns=["plan"]
-    ))
+    result = detect_drift(
+        churn_frame(3000, seed=1),
+        churn_frame(3000, seed=2, drift=True),
+        DriftSettings(exclude_columns=["customer_id", "churned"], categorical_columns=["plan"]),
+    )
     assert result.drifted_columns == ["monthly_charges", "plan"]
     assert result.columns["monthly_charges"].method == "ks"
     assert result.columns["plan"].method == "chi2_homogeneity"
@@ -83,12 +85,16 @@ def test_drift_share_decides_the_dataset_verdict():
 
 def test_per_column_override_and_integer_column_as_categorical():
     reference, current = churn_frame(2000, seed=1), churn_frame(2000, seed=2)
-    result = detect_drift(reference, current, DriftSettings(
-        columns=["support_calls", "monthly_charges"],
-        categorical_columns=["support_calls"],
-        per_column_method={"monthly_charges": "wasserstein"},
-        per_column_threshold={"monthly_charges": 0.2},
-    ))
+    result = detect_drift(
+        reference,
+        current,
+        DriftSettings(
+            columns=["support_calls", "monthly_charges"],
+            categorical_columns=["support_calls"],
+            per_column_method={"monthly_charges": "wasserstein"},
+            per_column_threshold={"monthly_charges": 0.2},
+        ),
+    )
     assert result.columns["support_calls"].column_type == "categorical"
     assert result.columns["support_calls"].method == "chi2_homogeneity"
     assert result.columns["monthly_charges"].method == "wasserstein"
@@ -144,7 +150,9 @@ def test_empty_current_window():
 
 def test_unknown_method():
     with pytest.raises(DriftInputError, match="'nonsense' for column 'monthly_charges'"):
-        detect_drift(churn_frame(500), churn_frame(500), DriftSettings(columns=["monthly_charges"], num_method="nonsense"))
+        detect_drift(
+            churn_frame(500), churn_frame(500), DriftSettings(columns=["monthly_charges"], num_method="nonsense")
+        )
 
 
 def test_operator_needs_a_reference_or_a_model():
@@ -164,7 +172,9 @@ def test_no_champion_and_no_reference(mlflow_server, connection_env, tmp_path):
     url = urlsplit(mlflow_server.url)
     connection_env("mlflow_default", conn_type="mlflow", host=url.hostname, port=url.port)
     churn_frame(200).to_parquet(tmp_path / "current.parquet")
-    operator = DetectDriftOperator(task_id="d", current_uri=str(tmp_path / "current.parquet"), model_name="never-trained")
+    operator = DetectDriftOperator(
+        task_id="d", current_uri=str(tmp_path / "current.parquet"), model_name="never-trained"
+    )
     with pytest.raises(DriftInputError, match="'never-trained' has no 'champion' alias and no reference_uri"):
         operator.run_drift_check({"ti": None}, operator.current_uri)
 
@@ -197,8 +207,8 @@ def test_drift_dag_emits_asset_event_with_drifted_columns(airflow_db, mlflow_ser
 
     from airflow.models.asset import AssetEvent
     from airflow.utils.session import create_session
-    from dags.mlops_test_drift import dag
 
+    from dags.mlops_test_drift import dag
     from mlops_provider.hooks.mlflow import MlflowHook
 
     url = urlsplit(mlflow_server.url)
@@ -242,9 +252,7 @@ def test_drift_dag_emits_asset_event_with_drifted_columns(airflow_db, mlflow_ser
     assert sensed["current"]["uri"].endswith("dt=2026-01-02") and sensed["drift_detected"]
 
     with create_session() as session:
-        events = [
-            e for e in session.query(AssetEvent).all() if e.asset.uri == f"mlops://drift/{model_name}"
-        ]
+        events = [e for e in session.query(AssetEvent).all() if e.asset.uri == f"mlops://drift/{model_name}"]
         assert len(events) == 1, "only the drifted check emits; the stable check and the sensor do not"
         assert events[0].extra["drifted_columns"] == ["monthly_charges", "plan"]
         assert events[0].extra["model_name"] == model_name
@@ -253,5 +261,7 @@ def test_drift_dag_emits_asset_event_with_drifted_columns(airflow_db, mlflow_ser
     assert len(artifacts) == 1
     stored = {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(training_run_id, artifacts[0])}
     assert stored == {"drift_report.html", "drift_result.json"}
-    verdict = json.loads(Path(client.download_artifacts(training_run_id, f"{artifacts[0]}/drift_result.json", str(tmp_path))).read_text())
+    verdict = json.loads(
+        Path(client.download_artifacts(training_run_id, f"{artifacts[0]}/drift_result.json", str(tmp_path))).read_text()
+    )
     assert verdict["drifted_columns"] == ["monthly_charges", "plan"]

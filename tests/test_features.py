@@ -14,13 +14,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from support.feature_repo import (
-    make_feature_repo,
-    newest_values,
-    online_store_config,
-    online_values,
-    source_frame,
-)
 
 from mlops_provider.core import features as core
 from mlops_provider.core.errors import (
@@ -29,6 +22,13 @@ from mlops_provider.core.errors import (
     FeatureReferenceError,
     FeatureViewNotFoundError,
     MaterializationWindowError,
+)
+from support.feature_repo import (
+    make_feature_repo,
+    newest_values,
+    online_store_config,
+    online_values,
+    source_frame,
 )
 
 UTC = timezone.utc

@@ -8,10 +8,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from support import services
 
 from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.hooks.mlflow import MlflowHook
+from support import services
 
 
 def server_fields(server, **extra_fields) -> dict:
@@ -73,9 +73,7 @@ def test_basic_auth_connection_works_and_password_is_not_left_behind(
     mlflow_auth_server, connection_env, caplog, capsys
 ):
     password = mlflow_auth_server.extra["password"]
-    connection_env(
-        "mlflow_auth", **server_fields(mlflow_auth_server, login="admin", password=password)
-    )
+    connection_env("mlflow_auth", **server_fields(mlflow_auth_server, login="admin", password=password))
     caplog.set_level(logging.DEBUG)
     hook = MlflowHook(mlflow_conn_id="mlflow_auth")
     ok, message = hook.test_connection()

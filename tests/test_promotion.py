@@ -12,11 +12,12 @@ from urllib.parse import urlsplit
 import numpy as np
 import pandas as pd
 import pytest
-from sample_data import churn_frame
 
 from mlops_provider.core.errors import ConfigurationError
+from mlops_provider.core.identity import TaskIdentity
 from mlops_provider.core.registry import alias_version, promote_version, read_history
 from mlops_provider.hooks.mlflow import MlflowHook
+from sample_data import churn_frame
 
 GATE = {"roc_auc": {"min": 0.6, "min_absolute_change": 0.0001}}
 # Fewer informative features: a weaker model (shuffling labels would barely change a linear model's ranking).
@@ -85,8 +86,8 @@ def scorer(hook: MlflowHook, model_name: str, frame: pd.DataFrame):
     return lambda version: score_version(hook, model_name, version, frame, "churned", "classification")
 
 
-def actor(name: str) -> dict[str, str]:
-    return {"dag_id": "test", "run_id": name, "task_id": "promote", "map_index": "-1"}
+def actor(name: str) -> TaskIdentity:
+    return TaskIdentity(dag_id="test", run_id=name, task_id="promote")
 
 
 def test_eight_concurrent_promotions_end_with_the_best(registry, challengers, evaluation):
@@ -98,7 +99,7 @@ def test_eight_concurrent_promotions_end_with_the_best(registry, challengers, ev
 
     def promote(version: str) -> None:
         outcomes[version] = promote_version(
-            client, model_name, version, thresholds=GATE, score=score, actor=actor(f"run-{version}"),
+            client, model_name, version, thresholds=GATE, score=score, identity=actor(f"run-{version}"),
         )  # fmt: skip
 
     threads = [threading.Thread(target=promote, args=(v,)) for v in reversed(versions)]
@@ -113,7 +114,7 @@ def test_eight_concurrent_promotions_end_with_the_best(registry, challengers, ev
     history = read_history(client, model_name)
     assert [h["seq"] for h in history] == list(range(1, len(history) + 1))
     assert history[0]["from_version"] is None
-    for before, after in zip(history, history[1:]):
+    for before, after in zip(history, history[1:], strict=False):
         assert after["from_version"] == before["to_version"]  # no move was lost or interleaved
         assert truth[after["to_version"]] >= truth[before["to_version"]] + step  # each move improved by a step
     assert history[-1]["to_version"] == champion
@@ -131,9 +132,9 @@ def test_a_retry_returns_the_recorded_decision(registry, challengers, evaluation
     client = registry.get_conn()
     worst, retried_task = versions[-1], actor(f"retry-{uuid.uuid4().hex[:6]}")
     score = scorer(registry, model_name, evaluation)
-    first = promote_version(client, model_name, worst, thresholds=GATE, score=score, actor=retried_task)
+    first = promote_version(client, model_name, worst, thresholds=GATE, score=score, identity=retried_task)
     history_before = read_history(client, model_name)
-    again = promote_version(client, model_name, worst, thresholds=GATE, score=score, actor=retried_task)
+    again = promote_version(client, model_name, worst, thresholds=GATE, score=score, identity=retried_task)
     assert again.replayed and again.promoted == first.promoted and again.reasons == first.reasons
     assert read_history(client, model_name) == history_before
 
@@ -142,8 +143,8 @@ def test_a_retry_returns_the_recorded_decision(registry, challengers, evaluation
 def test_promotion_dag_cold_start_better_worse_and_scoring(airflow_db, registry, challengers, tmp_path):
     from airflow.models.asset import AssetEvent
     from airflow.utils.session import create_session
-    from dags.mlops_test_promotion import dag
 
+    from dags.mlops_test_promotion import dag
     from mlops_provider.core.training import TrainingConfig, train_and_register
 
     model_name = f"cold-{uuid.uuid4().hex[:8]}"

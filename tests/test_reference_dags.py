@@ -5,7 +5,6 @@ end with ``dag.test()`` on generated data against the real MLflow server. Only t
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -13,9 +12,9 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 import pytest
-from sample_data import write_partitions
 
 from mlops_provider.core.registry import alias_version, read_history
+from sample_data import write_partitions
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE_DAGS = {
@@ -118,7 +117,9 @@ def test_lifecycle_promotes_then_skips_unchanged_data_and_scores(airflow_db, ref
     scores = pd.read_parquet(xcom(first, "lifecycle.score")["output_uri"])
     assert len(scores) == 4000 and set(scores["model_version"]) == {"1"}
     history = read_history(env["client"], env["model"])
-    assert [(h["action"], h["to_version"], h["by"]["task_id"]) for h in history] == [("promote", "1", "lifecycle.promote")]
+    assert [(h["action"], h["to_version"], h["by"]["task_id"]) for h in history] == [
+        ("promote", "1", "lifecycle.promote")
+    ]
 
     # The same data again: nothing is trained, the champion stays, and the suite now comes from its training sample.
     again = dag.test(run_conf={"dataset_uri": str(env["data"]), "model_name": env["model"]})
@@ -126,6 +127,48 @@ def test_lifecycle_promotes_then_skips_unchanged_data_and_scores(airflow_db, ref
     assert xcom(again, "lifecycle.train")["skipped"] is True
     assert [v.version for v in versions(env["client"], env["model"])] == ["1"]
     assert f"{env['model']} v1 @champion" in xcom(again, "lifecycle.validate")["suite_source"]
+
+
+def house_prices(rows: int, seed: int) -> pd.DataFrame:
+    """A regression dataset that shares nothing with the sample: other columns, no ids, no timestamp, no
+    partitions, and column names that look like template markers."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    sqft = rng.uniform(40, 250, rows)
+    rooms = rng.integers(1, 7, rows)
+    city = rng.choice(["Lyon", "Porto", "Graz"], rows)
+    frame = pd.DataFrame({"sqft": sqft, "rooms": rooms, "city": city,
+                          "null_ratio": rng.uniform(0, 1, rows), "True count": rng.integers(0, 3, rows)})  # fmt: skip
+    frame["amount, in EUR"] = (
+        3_000 * sqft + 15_000 * rooms + np.where(city == "Graz", 40_000, 0) + rng.normal(0, 20_000, rows)
+    )
+    return frame
+
+
+@pytest.mark.airflow_db
+def test_lifecycle_runs_on_another_dataset_named_only_by_its_uri_target_and_model(airflow_db, reference_env):
+    env = reference_env
+    data = env["tmp"] / "houses.parquet"
+    house_prices(1500, seed=3).to_parquet(data, index=False)
+    model = f"houses-{uuid.uuid4().hex[:8]}"
+    dag = load_dags()["mlops_lifecycle"]
+
+    run = dag.test(run_conf={"dataset_uri": str(data), "target_column": "amount, in EUR", "model_name": model})
+    assert str(run.state) == "success", states(run)
+    assert alias_version(env["client"], model, "champion") == "1"
+    trained = xcom(run, "lifecycle.train")
+    assert trained["outcome"] == "trained" and "rmse" in trained["metrics"]  # the gate chose rmse for regression
+    assert set(xcom(run, "lifecycle.gate")["challenger_metrics"]) >= {"rmse", "r2"}
+
+    # Names holding a comma, "null", "None" or "true" reach the operators as they are, as a native list.
+    features = ["sqft", "rooms", "null_ratio", "True count"]
+    again = dag.test(run_conf={"dataset_uri": str(data), "target_column": "amount, in EUR", "model_name": model,
+                               "feature_columns": features, "estimator_params": {"max_iter": 60}})  # fmt: skip
+    assert str(again.state) == "success", states(again)
+    version = env["client"].get_model_version(model, xcom(again, "lifecycle.train")["version"])
+    assert json.loads(version.tags["mlops.training_config"])["feature_columns"] == features
+    assert json.loads(version.tags["mlops.training_config"])["target_column"] == "amount, in EUR"
 
 
 def test_lifecycle_rejects_bad_params_with_a_clear_error(airflow_db, reference_env):
@@ -181,7 +224,8 @@ def test_drift_monitor_raises_the_asset_and_retrain_on_drift_answers_it(airflow_
     env = reference_env
     write_partitions(env["data"], start="2026-01-01", days=7, rows_per_day=800)
     dags = load_dags()
-    assert str(dags["mlops_lifecycle"].test(run_conf={"dataset_uri": str(env["data"])}).state) == "success"
+    sample = {"id_columns": ["customer_id", "dt"], "timestamp_column": "event_timestamp"}  # as the retrain DAG's
+    assert str(dags["mlops_lifecycle"].test(run_conf={"dataset_uri": str(env["data"]), **sample}).state) == "success"
     # dag.test() stored every DAG of the bundle, as the DAG processor would; unpaused, the retrain DAG listens.
     from airflow.models.dag import DagModel
 
@@ -224,4 +268,6 @@ def test_feature_materialization_puts_the_hours_rows_online(airflow_db, referenc
     run = dag.test(logical_date=datetime(2026, 1, 2, 1, tzinfo=timezone.utc))
     assert str(run.state) == "success", states(run)
     written = xcom(run, "materialize")
-    assert written["window_start"].startswith("2026-01-02T00:00") and written["window_end"].startswith("2026-01-02T01:00")
+    assert written["window_start"].startswith("2026-01-02T00:00") and written["window_end"].startswith(
+        "2026-01-02T01:00"
+    )

@@ -12,13 +12,13 @@ from urllib.parse import urlsplit
 import numpy as np
 import pandas as pd
 import pytest
-from sample_data import churn_frame
-from support.training_data import DELIVERY_FEATURES, DELIVERY_TARGET, delivery_frame
 
 from mlops_provider import __version__
 from mlops_provider.core import training as core
 from mlops_provider.core.errors import ConfigurationError, EstimatorSpecError, TrainingDataError
 from mlops_provider.core.fingerprint import data_fingerprint
+from sample_data import churn_frame
+from support.training_data import DELIVERY_FEATURES, DELIVERY_TARGET, delivery_frame
 
 CHURN_FEATURES = ["tenure_months", "monthly_charges", "support_calls", "plan", "contract"]
 FOREST = "sklearn.ensemble.RandomForestClassifier"
@@ -71,7 +71,10 @@ def test_fingerprint_depends_on_content_not_on_path_row_order_or_storage(tmp_pat
     # Training fingerprints only the columns it uses: an id column changing does not make the data new.
     config = churn_config()
     renumbered = frame.assign(customer_id=frame["customer_id"] + 10_000)
-    assert core.prepare_training(renumbered, config).data_fingerprint == core.prepare_training(frame, config).data_fingerprint
+    assert (
+        core.prepare_training(renumbered, config).data_fingerprint
+        == core.prepare_training(frame, config).data_fingerprint
+    )
 
 
 def test_fingerprint_row_hashes_are_pandas_row_hashes_and_its_order_sorts_them():
@@ -203,13 +206,25 @@ def test_automatic_preprocessing_handles_missing_values_and_unseen_categories():
 
 def test_task_type_comes_from_the_estimator_or_the_target():
     frame = churn_frame(600, seed=6)
-    assert core.prepare_training(frame, core.TrainingConfig(target_column="churned", id_columns=["customer_id"])).task_type == "classification"
-    regression = core.prepare_training(frame, core.TrainingConfig(target_column="monthly_charges", id_columns=["customer_id"]))
+    assert (
+        core.prepare_training(frame, core.TrainingConfig(target_column="churned", id_columns=["customer_id"])).task_type
+        == "classification"
+    )
+    regression = core.prepare_training(
+        frame, core.TrainingConfig(target_column="monthly_charges", id_columns=["customer_id"])
+    )
     assert regression.task_type == "regression"
     assert regression.estimator.import_path == "sklearn.ensemble.HistGradientBoostingRegressor"
-    assert core.prepare_training(frame, core.TrainingConfig(target_column="plan", id_columns=["customer_id"])).task_type == "classification"
-    with pytest.raises(EstimatorSpecError, match="problem_type='regression' but the estimator RandomForestClassifier is a classifier"):
-        core.prepare_training(frame, core.TrainingConfig(target_column="churned", estimator=FOREST, problem_type="regression"))
+    assert (
+        core.prepare_training(frame, core.TrainingConfig(target_column="plan", id_columns=["customer_id"])).task_type
+        == "classification"
+    )
+    with pytest.raises(
+        EstimatorSpecError, match="problem_type='regression' but the estimator RandomForestClassifier is a classifier"
+    ):
+        core.prepare_training(
+            frame, core.TrainingConfig(target_column="churned", estimator=FOREST, problem_type="regression")
+        )
 
 
 def test_pipeline_factory_is_used_as_returned():
@@ -382,9 +397,9 @@ def test_classification_end_to_end_then_a_retry_registers_nothing_new(mlflow_ser
     for tags in (version.tags, run.data.tags):
         assert {k: tags.get(k) for k in expected_tags} == expected_tags
         assert '"random_state":42' in tags["mlops.training_config"]
-    assert result["data_fingerprint"] == data_fingerprint(
-        churn_frame(2500, seed=10), CHURN_FEATURES + ["churned"]
-    ).value
+    assert (
+        result["data_fingerprint"] == data_fingerprint(churn_frame(2500, seed=10), CHURN_FEATURES + ["churned"]).value
+    )
     params = run.data.params
     assert params["estimator"] == FOREST and params["estimator.n_estimators"] == "25"
     assert params["estimator.random_state"] == "42" and params["split.method"] == "stratified"
@@ -405,7 +420,9 @@ def test_classification_end_to_end_then_a_retry_registers_nothing_new(mlflow_ser
     importances = pd.read_csv(io.BytesIO(download(client, run.info.run_id, "feature_importances.csv", tmp_path)))
     assert importances["feature"].iloc[0].startswith(("numeric__", "categorical__"))
     assert abs(importances["importance"].sum() - 1) < 1e-6
-    reference = pd.read_parquet(io.BytesIO(download(client, run.info.run_id, "reference/reference_sample.parquet", tmp_path)))
+    reference = pd.read_parquet(
+        io.BytesIO(download(client, run.info.run_id, "reference/reference_sample.parquet", tmp_path))
+    )
     assert list(reference.columns) == CHURN_FEATURES and len(reference) == 500  # bounded, features only
 
     holdout = pd.read_parquet(io.BytesIO(download(client, run.info.run_id, "holdout/holdout.parquet", tmp_path)))
@@ -443,7 +460,11 @@ def test_unchanged_data_skips_training_and_changes_retrain(mlflow_server, connec
     mlflow_default(connection_env, mlflow_server)
     model_name = f"churn-skip-{uuid.uuid4().hex[:8]}"
     frame = churn_frame(1500, seed=12)
-    first_path, moved_path, changed_path = tmp_path / "a.parquet", tmp_path / "b" / "moved.parquet", tmp_path / "c.parquet"
+    first_path, moved_path, changed_path = (
+        tmp_path / "a.parquet",
+        tmp_path / "b" / "moved.parquet",
+        tmp_path / "c.parquet",
+    )
     moved_path.parent.mkdir()
     frame.to_parquet(first_path, index=False)
     frame.sample(frac=1, random_state=1).to_parquet(moved_path, index=False)  # same rows, other path and order
@@ -460,7 +481,11 @@ def test_unchanged_data_skips_training_and_changes_retrain(mlflow_server, connec
     capsys.readouterr()
     skipped, ti = train(moved_path, "02")
     assert skipped["skipped"] and skipped["outcome"] == "skipped"
-    assert (skipped["version"], skipped["run_id"], skipped["model_uri"]) == ("1", first["run_id"], f"models:/{model_name}/1")
+    assert (skipped["version"], skipped["run_id"], skipped["model_uri"]) == (
+        "1",
+        first["run_id"],
+        f"models:/{model_name}/1",
+    )
     assert skipped["metrics"] == first["metrics"] and skipped["data_fingerprint"] == first["data_fingerprint"]
     assert "(@champion) was trained on the same data" in skipped["reason"]
     assert "Training skipped: " in capsys.readouterr().out  # the task log says why
@@ -509,7 +534,9 @@ def test_regression_end_to_end_with_a_time_split(mlflow_server, connection_env, 
     assert {"plots/residuals.png", "reference/reference_sample.parquet"} <= artifacts
     assert "feature_importances.csv" not in artifacts  # HistGradientBoosting has none
     assert download(client, run.info.run_id, "plots/residuals.png", tmp_path).startswith(b"\x89PNG")
-    reference = pd.read_parquet(io.BytesIO(download(client, run.info.run_id, "reference/reference_sample.parquet", tmp_path)))
+    reference = pd.read_parquet(
+        io.BytesIO(download(client, run.info.run_id, "reference/reference_sample.parquet", tmp_path))
+    )
     assert list(reference.columns) == DELIVERY_FEATURES and len(reference) == 1920
 
 
@@ -548,7 +575,6 @@ def test_a_run_left_unfinished_by_a_killed_try_is_marked_failed(mlflow_server, c
 @pytest.mark.airflow_db
 def test_training_dag_returns_the_version_and_stores_the_run_link(airflow_db, mlflow_server, connection_env, tmp_path):
     from dags.mlops_test_training import dag
-
     from mlops_provider.hooks.mlflow import MlflowHook
 
     mlflow_default(connection_env, mlflow_server)

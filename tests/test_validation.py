@@ -7,7 +7,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from support.validation_data import CORRUPTIONS, churn_partition
 
 from mlops_provider.core import validation
 from mlops_provider.core.datasets import read_dataset, write_dataset
@@ -18,6 +17,7 @@ from mlops_provider.core.errors import (
     EmptyDatasetError,
     ExpectationSuiteError,
 )
+from support.validation_data import CORRUPTIONS, churn_partition
 
 SAMPLE_SUITE = Path(__file__).resolve().parents[1] / "include" / "expectations" / "customer_churn.json"
 ROWS = 2000
@@ -157,7 +157,10 @@ def test_inferred_type_checks_hold_for_other_pandas_dtypes():
     )
     suite = validation.infer_suite(reference)
     types = {e["kwargs"]["column"]: e for e in suite.expectations if "type" in e["type"]}
-    assert types["seen_at"]["kwargs"]["type_"] == "Timestamp" and types["tier"]["kwargs"]["type_"] == "CategoricalDtypeType"
+    assert (
+        types["seen_at"]["kwargs"]["type_"] == "Timestamp"
+        and types["tier"]["kwargs"]["type_"] == "CategoricalDtypeType"
+    )
     assert ("expect_column_values_to_not_be_null", "visits") not in {
         (e["type"], e["kwargs"].get("column")) for e in suite.expectations
     }  # the reference has nulls there
@@ -289,7 +292,11 @@ def test_bad_suites(data, tmp_path):
         tmp_path, ExpectationSuiteError, "broken.json' is not valid JSON",
     )  # fmt: skip
     typo = tmp_path / "typo.json"
-    typo.write_text(json.dumps({"name": "t", "expectations": [{"type": "expect_column_values_to_be_nul", "kwargs": {"column": "plan"}}]}))
+    typo.write_text(
+        json.dumps(
+            {"name": "t", "expectations": [{"type": "expect_column_values_to_be_nul", "kwargs": {"column": "plan"}}]}
+        )
+    )
     run_bad_input(
         operator(tmp_path, dataset_uri=data["clean_1"], expectation_suite=str(typo)),
         tmp_path, ExpectationSuiteError,
@@ -401,7 +408,6 @@ def test_s3_dataset_suite_and_report(data, s3_bucket, sample_suite):
 @pytest.mark.airflow_db
 def test_dag_skips_downstream_on_bad_data_and_links_the_report(airflow_db, data, s3_bucket, monkeypatch, tmp_path):
     from dags.mlops_test_validation import dag
-
     from mlops_provider.hooks.datasets import DatasetHook
 
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "home"))
@@ -438,7 +444,9 @@ def test_dag_skips_downstream_on_bad_data_and_links_the_report(airflow_db, data,
     report = Path(bad["report_uri"])
     assert report.is_file() and str(tmp_path / "home" / "reports" / "validation") in str(report)
     inferred = json.loads(Path(bad["suite_uri"]).read_text())
-    assert inferred["name"] == "inferred_validate_bad" and report.parents[4] == Path(bad["suite_uri"]).parent / "data_docs"
+    assert (
+        inferred["name"] == "inferred_validate_bad" and report.parents[4] == Path(bad["suite_uri"]).parent / "data_docs"
+    )
     assert inferred["meta"]["mlops_inference"]["reference_uri"] == data["reference"]
     bad_link = tis["validate_bad"].xcom_pull(task_ids="validate_bad", key="mlops_validation_report")
     assert bad_link == "file://" + bad["report_uri"]

@@ -20,6 +20,7 @@ with DAG(
     ModelAliasSensor(
         task_id="wait_for_new_champion",
         model_name="{{ params.model_name }}",
+        deferrable=True,
         poke_interval=1,
         timeout=120,
     )

@@ -81,11 +81,11 @@ def newest_values(repo: Path, view: str, feature: str, *, until=None) -> dict[in
     if until is not None:
         frame = frame[frame["event_timestamp"] <= until]
     newest = frame.sort_values("event_timestamp").groupby("customer_id").tail(1)
-    return dict(zip(newest["customer_id"].astype(int), newest[feature]))
+    return dict(zip(newest["customer_id"].astype(int), newest[feature], strict=False))
 
 
 def online_values(store, view: str, feature: str, customer_ids) -> dict[int, object]:
     response = store.get_online_features(
         features=[f"{view}:{feature}"], entity_rows=[{"customer_id": int(i)} for i in customer_ids]
     ).to_dict()
-    return dict(zip(response["customer_id"], response[feature]))
+    return dict(zip(response["customer_id"], response[feature], strict=False))

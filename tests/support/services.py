@@ -164,9 +164,7 @@ def start_mlflow_server(
             }
         )
     url = f"http://127.0.0.1:{port}"
-    process = start_process(
-        name, command, workdir, ready=lambda: http_ok(f"{url}/health"), timeout=120, env=env
-    )
+    process = start_process(name, command, workdir, ready=lambda: http_ok(f"{url}/health"), timeout=120, env=env)
     process.url = url
     return process
 

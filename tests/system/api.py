@@ -92,9 +92,7 @@ class AirflowApi:
         """The DAG as soon as the dag-processor has serialised it; a parse error of its file fails at once."""
         deadline = time.monotonic() + timeout
         while True:
-            response = self._client.get(
-                f"/api/v2/dags/{dag_id}", headers={"Authorization": f"Bearer {self.token()}"}
-            )
+            response = self._client.get(f"/api/v2/dags/{dag_id}", headers={"Authorization": f"Bearer {self.token()}"})
             if response.status_code == 200:
                 details = self._client.get(
                     f"/api/v2/dags/{dag_id}/details", headers={"Authorization": f"Bearer {self.token()}"}
@@ -108,8 +106,7 @@ class AirflowApi:
             if time.monotonic() > deadline:
                 loaded = [d["dag_id"] for d in self.get("/api/v2/dags", params={"limit": 100})["dags"]]
                 raise ApiError(
-                    f"DAG {dag_id!r} was not parsed within {timeout:.0f}s; loaded DAGs: {loaded}"
-                    + self._diagnostics()
+                    f"DAG {dag_id!r} was not parsed within {timeout:.0f}s; loaded DAGs: {loaded}" + self._diagnostics()
                 )
             time.sleep(1)
 
@@ -284,7 +281,9 @@ class AirflowApi:
                 f"\n----- log of {ti['task_id']} (state {ti['state']}, try {try_number}) -----\n{log}\n"
                 f"----- end of log of {ti['task_id']} -----"
             )
-        if not problem and not [ti for ti in tis if ti["state"] == "upstream_failed"]:  # nothing failed: something is stuck, so the components' own logs matter
+        if not problem and not [
+            ti for ti in tis if ti["state"] == "upstream_failed"
+        ]:  # nothing failed: something is stuck, so the components' own logs matter
             lines.append(self._diagnostics())
         return "\n".join(lines)
 

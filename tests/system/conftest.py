@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from conftest import TEST_ROOT, service_missing
 from support import services
 

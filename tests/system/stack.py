@@ -283,7 +283,9 @@ def _wait_healthy(stack: Stack, timeout: float = 180) -> None:
         if components_ok and worker_ok:
             return
         time.sleep(1)
-    raise StackError(f"Airflow did not become healthy within {timeout:.0f}s; last health: {health}\n{stack.diagnostics()}")
+    raise StackError(
+        f"Airflow did not become healthy within {timeout:.0f}s; last health: {health}\n{stack.diagnostics()}"
+    )
 
 
 @contextmanager

@@ -158,7 +158,7 @@ def test_backfill_of_scheduled_retraining_runs_three_weeks_in_order(scenarios):
     print(f"\n{SCHEDULED} backfill of 3 weeks: {time.monotonic() - scenarios.started:.0f}s")
 
     assert [r["logical_date"][:10] for r in runs] == [d[:10] for d in scenarios.planned]
-    for earlier, later in zip(runs, runs[1:]):  # one at a time, oldest week first
+    for earlier, later in zip(runs, runs[1:], strict=False):  # one at a time, oldest week first
         assert earlier["end_date"] <= later["start_date"], (earlier, later)
     by_run = _versions_by_run(stack, stack.model_name)
     numbers = []

@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+
 from conftest import REPO_ROOT, service_missing
 
 from .api import RunDidNotFinish

@@ -86,9 +86,7 @@ def format_from_name(name: str) -> str | None:
 def parse_uri(uri: str) -> DatasetLocation:
     """Split a dataset URI into scheme, bucket and path, rejecting schemes this provider cannot read."""
     if not isinstance(uri, str) or not uri.strip():
-        raise DatasetError(
-            f"Dataset URI {uri!r} is empty; give a local path, a file:// URI or an s3://bucket/key URI."
-        )
+        raise DatasetError(f"Dataset URI {uri!r} is empty; give a local path, a file:// URI or an s3://bucket/key URI.")
     uri = uri.strip()
     parsed = urlparse(uri)
     scheme = parsed.scheme.lower()
@@ -103,8 +101,7 @@ def parse_uri(uri: str) -> DatasetLocation:
             raise DatasetError(f"Dataset URI {uri!r} names no bucket; write it as s3://bucket/key.")
         return DatasetLocation(uri=uri, scheme="s3", bucket=parsed.netloc, path=parsed.path.lstrip("/"))
     raise UnsupportedFormatError(
-        f"Dataset URI {uri!r} uses the scheme {scheme!r}, which is not supported; "
-        "use a local path, file:// or s3://."
+        f"Dataset URI {uri!r} uses the scheme {scheme!r}, which is not supported; use a local path, file:// or s3://."
     )
 
 
@@ -170,8 +167,7 @@ def _check_format(location: DatasetLocation, files: list[_DataFile], fmt: str | 
         found.setdefault(file_format, data_file.name)
     if len(found) > 1:
         raise UnsupportedFormatError(
-            f"Dataset {location.uri!r} mixes formats ({', '.join(sorted(found))}); "
-            "keep one format per dataset folder."
+            f"Dataset {location.uri!r} mixes formats ({', '.join(sorted(found))}); keep one format per dataset folder."
         )
     return next(iter(found))
 
@@ -306,6 +302,14 @@ def _read_one(location: DatasetLocation, data_file: _DataFile, fmt: str, columns
 
 
 URI_LIST_SEPARATOR = ","
+# ``DataFrame.attrs`` key: the columns that came from ``key=value`` folder names, not from the files. They
+# describe where rows are stored, so training does not take them as features by default.
+PARTITION_COLUMNS_ATTR = "mlops_partition_columns"
+
+
+def partition_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns ``read_dataset`` took from partition folder names (``dt`` of ``.../dt=2026-01-05/``)."""
+    return list(frame.attrs.get(PARTITION_COLUMNS_ATTR, ()))
 
 
 def split_uris(uri: str) -> list[str]:
@@ -331,10 +335,10 @@ def read_dataset(
     parts = split_uris(uri)
     if len(parts) > 1:
         frames = [
-            read_dataset(part, s3_client=s3_client, format=format, columns=columns, allow_empty=True)
-            for part in parts
+            read_dataset(part, s3_client=s3_client, format=format, columns=columns, allow_empty=True) for part in parts
         ]
         frame = pd.concat(frames, ignore_index=True)
+        frame.attrs[PARTITION_COLUMNS_ATTR] = sorted({c for part in frames for c in partition_columns(part)})
         if frame.empty and not allow_empty:
             raise EmptyDatasetError(
                 f"None of the {len(parts)} datasets {parts[:5]}{'...' if len(parts) > 5 else ''} has rows; "
@@ -360,9 +364,12 @@ def read_dataset(
     else:
         frames = [_read_one(location, data_file, fmt, columns, s3_client) for data_file in files]
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    for key, value in _own_partition_values(location).items():
+    own = _own_partition_values(location)
+    for key, value in own.items():
         if key not in frame.columns and (columns is None or key in columns):
             frame[key] = value
+    keys = set(own) | {key for data_file in files for key in _partition_values(data_file.relative_dir)}
+    frame.attrs[PARTITION_COLUMNS_ATTR] = sorted(key for key in keys if key in frame.columns)
     if frame.empty and not allow_empty:
         raise EmptyDatasetError(
             f"Dataset {uri!r} has no rows ({len(files)} file(s), columns {list(frame.columns)}); "
@@ -395,15 +402,11 @@ def write_dataset(
     removed so that a rerun leaves exactly one copy of the data. The file appears whole or not at all.
     """
     if len(split_uris(uri)) > 1:
-        raise DatasetError(
-            f"Cannot write to {uri!r}: it is a list of URIs; give one file or folder URI to write to."
-        )
+        raise DatasetError(f"Cannot write to {uri!r}: it is a list of URIs; give one file or folder URI to write to.")
     location = parse_uri(uri)
     fmt = format or location.suffix_format or "parquet"
     if fmt not in SUPPORTED_FORMATS:
-        raise UnsupportedFormatError(
-            f"Cannot write {uri!r} as {fmt!r}; use one of {SUPPORTED_FORMATS}."
-        )
+        raise UnsupportedFormatError(f"Cannot write {uri!r} as {fmt!r}; use one of {SUPPORTED_FORMATS}.")
     single_file = location.suffix_format is not None
     extension = "parquet" if fmt == "parquet" else "csv"
     target = location.path if single_file else _join(location.path, f"{PART_FILE_STEM}.{extension}")

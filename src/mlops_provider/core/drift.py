@@ -323,7 +323,9 @@ def register_stattests() -> None:
     _REGISTERED = True
 
 
-def _chi2_homogeneity(reference: pd.Series, current: pd.Series, feature_type: Any, threshold: float) -> tuple[float, bool]:
+def _chi2_homogeneity(
+    reference: pd.Series, current: pd.Series, feature_type: Any, threshold: float
+) -> tuple[float, bool]:
     """Two-sample chi-square test of homogeneity on the 2 x k table of category counts."""
     import numpy as np
     import pandas as pd

@@ -24,9 +24,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from mlops_provider.core import tags
 from mlops_provider.core.errors import ConfigurationError, MlopsError
+from mlops_provider.core.identity import TaskIdentity
 
-HISTORY_TAG_PREFIX = "mlops.history."
 LOCK_SUFFIX = ".mlops-lock"
 LOWER_IS_BETTER = {"rmse", "mae", "mse", "log_loss", "mape", "max_error", "brier_score"}
 VALUE_KEYS = {"min", "max"}
@@ -77,6 +78,23 @@ class GateDecision:
 
 def greater_is_better(metric: str) -> bool:
     return metric.lower() not in LOWER_IS_BETTER
+
+
+DEFAULT_PRIMARY_METRIC = {"classification": "roc_auc", "regression": "rmse"}
+
+
+def primary_metric_gate(primary_metric: str | None, min_improvement: float, task_type: str | None) -> dict[str, dict]:
+    """The usual gate: beat the champion on one metric by ``min_improvement`` (in the metric's better direction).
+
+    Without ``primary_metric`` the metric follows the task type: roc_auc for classification, rmse for regression.
+    """
+    metric = primary_metric or DEFAULT_PRIMARY_METRIC.get(task_type or "")
+    if not metric:
+        raise ConfigurationError(
+            f"No primary metric for task type {task_type!r}; give primary_metric (e.g. 'roc_auc' or 'rmse') "
+            "or explicit thresholds."
+        )
+    return {metric: {"min_absolute_change": float(min_improvement)}}
 
 
 def validate_thresholds(thresholds: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
@@ -211,7 +229,7 @@ class PromotionLock:
             try:
                 self.client.create_registered_model(
                     self.lock_name,
-                    tags={"mlops.lock_owner": self.owner, "mlops.lock_of": self.model_name},
+                    tags={tags.LOCK_OWNER: self.owner, tags.LOCK_OF: self.model_name},
                     description=f"Promotion lock of {self.model_name}, held by {self.owner}. Deleted on release.",
                 )
                 self.held = True
@@ -244,7 +262,7 @@ class PromotionLock:
         model = self._lock_model()
         if model is None:
             return "the lock was released meanwhile"
-        return f"held by {model.tags.get('mlops.lock_owner', 'unknown')} since {model.creation_timestamp} ms"
+        return f"held by {model.tags.get(tags.LOCK_OWNER, 'unknown')} since {model.creation_timestamp} ms"
 
     def _break_if_stale(self) -> None:
         from mlflow.exceptions import MlflowException
@@ -272,7 +290,7 @@ class PromotionLock:
             return
         self.held = False
         model = self._lock_model()
-        if model is not None and model.tags.get("mlops.lock_owner") != self.owner:
+        if model is not None and model.tags.get(tags.LOCK_OWNER) != self.owner:
             return  # broken as stale and taken by someone else: not ours to delete
         try:
             self.client.delete_registered_model(self.lock_name)
@@ -304,8 +322,8 @@ def alias_version(client: Any, model_name: str, alias: str) -> str | None:
 
 def read_history(client: Any, model_name: str) -> list[dict[str, Any]]:
     """Every recorded alias move of ``model_name``, oldest first."""
-    tags = client.get_registered_model(model_name).tags
-    entries = [json.loads(value) for key, value in tags.items() if key.startswith(HISTORY_TAG_PREFIX)]
+    model_tags = client.get_registered_model(model_name).tags
+    entries = [json.loads(value) for key, value in model_tags.items() if key.startswith(tags.HISTORY_PREFIX)]
     return sorted(entries, key=lambda entry: entry["seq"])
 
 
@@ -313,7 +331,7 @@ def append_history(client: Any, model_name: str, entry: dict[str, Any]) -> dict[
     """Add one entry (call under the lock: the sequence number is the next free one)."""
     history = read_history(client, model_name)
     record = {"seq": (history[-1]["seq"] + 1) if history else 1, "time": utc_now(), **entry}
-    client.set_registered_model_tag(model_name, f"{HISTORY_TAG_PREFIX}{record['seq']:06d}", json.dumps(record))
+    client.set_registered_model_tag(model_name, f"{tags.HISTORY_PREFIX}{record['seq']:06d}", json.dumps(record))
     return record
 
 
@@ -359,12 +377,15 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-# -- promotion: gate + lock + compare-and-set + audit -------------------------------------------------------
+def find_own_move(history: list[dict[str, Any]], identity: TaskIdentity, action: str) -> dict[str, Any] | None:
+    """The alias move ``identity``'s task already made in its DAG run (found again by a retry), if any."""
+    for entry in reversed(history):
+        if entry.get("action") == action and identity.same_task(entry.get("by")):
+            return entry
+    return None
 
-GATE_TAG_DECISION = "mlops.gate.decision"
-GATE_TAG_DETAIL = "mlops.gate.detail"
-GATE_TAG_BY = "mlops.gate.by"
-IDENTITY_KEYS = ("dag_id", "run_id", "task_id", "map_index")
+
+# -- promotion: gate + lock + compare-and-set + audit -------------------------------------------------------
 
 
 @dataclass
@@ -394,7 +415,8 @@ def promote_version(
     thresholds: dict[str, dict[str, Any]],
     score: Any,
     alias: str = "champion",
-    actor: dict[str, str],
+    identity: TaskIdentity,
+    actor: dict[str, str] | None = None,
     max_conflict_retries: int = 10,
     lock_timeout: float = 600.0,
     log: Any = None,
@@ -405,15 +427,17 @@ def promote_version(
     ``score(version) -> metrics`` scores a version on the evaluation data (called once per version). The
     alias moves under ``PromotionLock`` and only if it still points at the champion the challenger was
     compared with; otherwise the challenger is compared again with the new champion, up to
-    ``max_conflict_retries`` times. The decision is recorded on the challenger version's tags; a call with
-    the same ``actor`` identity (a retried Airflow task) returns that recorded decision.
+    ``max_conflict_retries`` times. The decision is recorded on the challenger version's tags with ``actor``
+    (default: ``identity.actor()``); a call from the same task (a retry: same ``identity.key``) returns that
+    recorded decision.
 
     With ``move=False`` only the gate runs (for a human approval step before the move): the decision is
     recorded as ``passed`` or ``rejected`` and the alias stays where it is.
     """
     validate_thresholds(thresholds)
+    actor = actor or identity.actor()
     challenger = client.get_model_version(model_name, version)
-    earlier = _recorded_decision(challenger, actor)
+    earlier = _recorded_decision(challenger, identity)
     if earlier is not None:
         return earlier
     scores: dict[str, dict[str, float]] = {}
@@ -457,9 +481,8 @@ def promote_version(
             result = outcome(False, [], champion, None, note="gate passed; the alias moves after approval", passed=True)
             _record_decision(client, result, thresholds, actor)
             return result
-        owner = f"{actor.get('dag_id')}/{actor.get('run_id')}/{actor.get('task_id')}"
         try:
-            with PromotionLock(client, model_name, owner=owner, timeout=lock_timeout):
+            with PromotionLock(client, model_name, owner=identity.owner, timeout=lock_timeout):
                 entry = move_alias(
                     client, model_name, alias, str(version), expected_from=champion,
                     action="promote", reason=decision.summary()[:4000], actor=actor,
@@ -482,19 +505,18 @@ def promote_version(
 def _record_decision(client: Any, result: PromotionOutcome, thresholds: dict, actor: dict[str, str]) -> None:
     detail = {**result.to_dict(), "thresholds": thresholds, "time": utc_now()}
     decision = "promoted" if result.promoted else "passed" if result.gate_passed else "rejected"
-    client.set_model_version_tag(result.model_name, result.version, GATE_TAG_DECISION, decision)
-    client.set_model_version_tag(result.model_name, result.version, GATE_TAG_DETAIL, json.dumps(detail, default=str)[:5000])
-    client.set_model_version_tag(result.model_name, result.version, GATE_TAG_BY, json.dumps(actor))
+    client.set_model_version_tag(result.model_name, result.version, tags.GATE_DECISION, decision)
+    client.set_model_version_tag(
+        result.model_name, result.version, tags.GATE_DETAIL, json.dumps(detail, default=str)[:5000]
+    )
+    client.set_model_version_tag(result.model_name, result.version, tags.GATE_BY, json.dumps(actor))
 
 
-def _recorded_decision(challenger: Any, actor: dict[str, str]) -> PromotionOutcome | None:
-    by = challenger.tags.get(GATE_TAG_BY)
-    if not by:
+def _recorded_decision(challenger: Any, identity: TaskIdentity) -> PromotionOutcome | None:
+    by = challenger.tags.get(tags.GATE_BY)
+    if not by or not identity.same_task(json.loads(by)):
         return None
-    recorded = json.loads(by)
-    if any(str(recorded.get(k)) != str(actor.get(k)) for k in IDENTITY_KEYS):
-        return None
-    detail = json.loads(challenger.tags.get(GATE_TAG_DETAIL, "{}"))
+    detail = json.loads(challenger.tags.get(tags.GATE_DETAIL, "{}"))
     fields = {k: detail[k] for k in PromotionOutcome.__dataclass_fields__ if k in detail}
     fields["replayed"] = True
     return PromotionOutcome(**fields)

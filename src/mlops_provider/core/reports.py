@@ -33,9 +33,7 @@ def path_segment(value: str) -> str:
     return _UNSAFE.sub("_", str(value)).strip("_") or "_"
 
 
-def report_uri(
-    kind: str, file_name: str, *, dag_id: str, run_id: str, task_id: str, root: str | None = None
-) -> str:
+def report_uri(kind: str, file_name: str, *, dag_id: str, run_id: str, task_id: str, root: str | None = None) -> str:
     segments = [kind, dag_id, run_id, task_id]
     return "/".join([reports_root(root), *(path_segment(s) for s in segments), file_name])
 

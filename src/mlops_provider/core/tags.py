@@ -2,5 +2,34 @@
 
 REFERENCE_SAMPLE = "mlops.reference_sample_uri"
 HOLDOUT = "mlops.holdout_uri"
+HOLDOUT_CONTEXT = "mlops.holdout_context_uri"  # the holdout rows' other columns, row for row
 TARGET_COLUMN = "mlops.target_column"
 TASK_TYPE = "mlops.task_type"
+
+# Written by training on the run and on the registered version.
+DATASET_URI = "mlops.dataset_uri"
+# What training is skipped on when the champion carries the same values (see core.training.differences_from_champion).
+DATA_FINGERPRINT = "mlops.data_fingerprint"
+ESTIMATOR_SPEC = "mlops.estimator_spec"
+TRAINING_CONFIG = "mlops.training_config"
+PROVIDER_VERSION = "mlops.provider_version"
+# Set, with the reason, on a run an earlier try left RUNNING before it is marked FAILED.
+ABANDONED = "mlops.abandoned"
+
+# The Airflow task try behind a run, version, gate decision or alias move (see core.identity.TaskIdentity).
+AIRFLOW_DAG_ID = "airflow.dag_id"
+AIRFLOW_RUN_ID = "airflow.run_id"
+AIRFLOW_TASK_ID = "airflow.task_id"
+AIRFLOW_MAP_INDEX = "airflow.map_index"
+AIRFLOW_TRY_NUMBER = "airflow.try_number"
+# What a retry shares with the try before it: found by these, a task never does its work twice per DAG run.
+AIRFLOW_TASK_KEY = (AIRFLOW_DAG_ID, AIRFLOW_RUN_ID, AIRFLOW_TASK_ID, AIRFLOW_MAP_INDEX)
+
+# The gate's decision on a challenger version, and who made it.
+GATE_DECISION = "mlops.gate.decision"
+GATE_DETAIL = "mlops.gate.detail"
+GATE_BY = "mlops.gate.by"
+# Registered-model tags: one per alias move (``mlops.history.000001`` ...), and the promotion lock's holder.
+HISTORY_PREFIX = "mlops.history."
+LOCK_OWNER = "mlops.lock_owner"
+LOCK_OF = "mlops.lock_of"

@@ -34,9 +34,7 @@ class FeastHook(BaseHook):
     conn_type = "feast"
     hook_name = "Feast"
 
-    def __init__(
-        self, feast_conn_id: str = default_conn_name, repo_path: str | None = None, **kwargs: Any
-    ) -> None:
+    def __init__(self, feast_conn_id: str = default_conn_name, repo_path: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.feast_conn_id = feast_conn_id
         self._repo_path = repo_path
@@ -61,7 +59,7 @@ class FeastHook(BaseHook):
             except AirflowNotFoundException:
                 raise ConfigurationError(
                     f"The Airflow connection {self.feast_conn_id!r} is not defined; create a 'feast' "
-                    "connection with extra {\"repo_path\": \"/path/to/feature_repo\"}, or pass repo_path."
+                    'connection with extra {"repo_path": "/path/to/feature_repo"}, or pass repo_path.'
                 ) from None
             raw = (conn.extra_dejson or {}).get("repo_path")
             source = f"connection {self.feast_conn_id!r} (extra.repo_path)"

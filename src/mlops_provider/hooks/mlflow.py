@@ -99,7 +99,12 @@ class MlflowHook(BaseHook):
         return settings_from_connection(conn)
 
     def get_conn(self) -> MlflowClient:
-        """An ``MlflowClient`` whose every call runs with this connection's URI and credentials."""
+        """An ``MlflowClient`` whose every call runs with this connection's URI and credentials; made once per
+        hook, so every call of a task shares one client (and its HTTP session)."""
+        return self._client
+
+    @cached_property
+    def _client(self) -> MlflowClient:
         from mlflow import MlflowClient
 
         settings = self.settings

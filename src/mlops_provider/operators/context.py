@@ -1,27 +1,42 @@
-"""What every operator records about the Airflow run it belongs to (tags, report paths)."""
+"""What every operator records about the Airflow run it belongs to: its task identity, tags, report folder."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from mlops_provider import __version__
+from mlops_provider.core.identity import TaskIdentity
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 
-def airflow_run_tags(context: Any) -> dict[str, str]:
+def task_identity(context: Context) -> TaskIdentity:
+    """The task try running now, from its context."""
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", -1)
+    return TaskIdentity(
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        task_id=ti.task_id,
+        map_index=-1 if map_index is None else int(map_index),
+        try_number=int(ti.try_number or 1),
+    )
+
+
+def airflow_run_tags(context: Context) -> dict[str, str]:
     """Tags that tie an MLflow run, model version or report to the Airflow task try that made it."""
-    ti = context["ti"]
-    return {
-        "airflow.dag_id": ti.dag_id,
-        "airflow.run_id": ti.run_id,
-        "airflow.task_id": ti.task_id,
-        "airflow.try_number": str(ti.try_number),
-        "airflow.map_index": str(getattr(ti, "map_index", -1)),
-        "mlops.provider_version": __version__,
-    }
+    return task_identity(context).run_tags()
 
 
-def report_location(context: Any) -> dict[str, str]:
-    """Keyword arguments for ``core.reports.report_uri``: one folder per DAG run and task."""
-    ti = context["ti"]
-    task_id = ti.task_id if getattr(ti, "map_index", -1) in (-1, None) else f"{ti.task_id}.{ti.map_index}"
-    return {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": task_id}
+def triggering_user(context: Context) -> str | None:
+    """The user who triggered the DAG run, when Airflow knows one."""
+    dag_run = context.get("dag_run")
+    user = getattr(dag_run, "triggering_user_name", None) if dag_run is not None else None
+    return str(user) if user else None
+
+
+def report_location(context: Context) -> dict[str, str]:
+    """Keyword arguments for ``core.reports.report_uri``: one folder per DAG run and task (and map index)."""
+    identity = task_identity(context)
+    mapped = f".{identity.map_index}" if identity.map_index >= 0 else ""
+    return {"dag_id": identity.dag_id, "run_id": identity.run_id, "task_id": f"{identity.task_id}{mapped}"}

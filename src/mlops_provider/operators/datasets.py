@@ -6,20 +6,19 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
+from mlops_provider import arguments
 from mlops_provider.core.datasets import URI_LIST_SEPARATOR
 from mlops_provider.core.errors import ConfigurationError
-from mlops_provider.hooks.datasets import DatasetHook
+from mlops_provider.operators.mixins import DATASET_FIELDS, DatasetHookMixin
 
 ON_EMPTY = ("skip", "fail")
 
 
 def _day(value: Any, name: str) -> date | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    if not text or text.lower() in ("none", "null"):
+    if isinstance(value, date):
+        return value if type(value) is date else value.date()
+    text = arguments.optional_text(value, name)
+    if text is None:
         return None
     try:
         return date.fromisoformat(text[:10])
@@ -27,7 +26,7 @@ def _day(value: Any, name: str) -> date | None:
         raise ConfigurationError(f"{name}={text!r} is not a date; give YYYY-MM-DD (e.g. '{{{{ ds }}}}').") from error
 
 
-class SelectPartitionsOperator(BaseOperator):
+class SelectPartitionsOperator(DatasetHookMixin):
     """Pick the ``<partition_key>=YYYY-MM-DD`` partitions of ``dataset_uri`` that a run should read.
 
     Keeps the partitions dated in ``[since, until)`` (either bound optional, templated: pass
@@ -38,7 +37,7 @@ class SelectPartitionsOperator(BaseOperator):
     the task is skipped (``on_empty="skip"``, default, with downstream tasks) or fails (``"fail"``).
     """
 
-    template_fields: Sequence[str] = ("dataset_uri", "since", "until", "last")
+    template_fields: Sequence[str] = ("dataset_uri", "since", "until", "last", *DATASET_FIELDS)
     ui_color = "#e8e4f0"
 
     def __init__(
@@ -50,7 +49,6 @@ class SelectPartitionsOperator(BaseOperator):
         last: int | str | None = None,
         partition_key: str = "dt",
         on_empty: str = "skip",
-        aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -64,26 +62,18 @@ class SelectPartitionsOperator(BaseOperator):
         self.last = last
         self.partition_key = partition_key
         self.on_empty = on_empty
-        self.aws_conn_id = aws_conn_id
-
-    def _last(self) -> int | None:
-        if self.last is None or str(self.last).strip().lower() in ("", "none", "null"):
-            return None
-        try:
-            count = int(str(self.last).strip())
-        except ValueError as error:
-            raise ConfigurationError(f"last={self.last!r} is not a whole number of partitions.") from error
-        if count < 1:
-            raise ConfigurationError(f"last={count} must be at least 1 (or None for every partition in the window).")
-        return count
 
     def execute(self, context: Any) -> dict[str, Any]:
-        since, until, last = _day(self.since, "since"), _day(self.until, "until"), self._last()
+        since, until, last = (
+            _day(self.since, "since"),
+            _day(self.until, "until"),
+            arguments.optional_int(self.last, "last", minimum=1),
+        )
         if since and until and since >= until:
             raise ConfigurationError(f"since={since} is not before until={until}; the window [since, until) is empty.")
         prefix = f"{self.partition_key}="
         chosen: list[tuple[date, str]] = []
-        for uri in DatasetHook(aws_conn_id=self.aws_conn_id).list_partitions(self.dataset_uri):
+        for uri in self.dataset_hook.list_partitions(self.dataset_uri):
             name = uri.rstrip("/").rsplit("/", 1)[-1]
             if not name.startswith(prefix):
                 continue

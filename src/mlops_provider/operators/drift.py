@@ -5,20 +5,28 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Sequence
+from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
+from mlops_provider import arguments
 from mlops_provider.assets import drift_alias, drift_asset
 from mlops_provider.core import drift as drift_core
 from mlops_provider.core import tags
 from mlops_provider.core.errors import ConfigurationError, DriftInputError, EmptyDatasetError
 from mlops_provider.core.reports import browser_url, path_segment, report_uri, write_report
-from mlops_provider.hooks.datasets import DatasetHook
-from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.links.drift import DriftReportLink
 from mlops_provider.operators.context import report_location
+from mlops_provider.operators.mixins import (
+    DATASET_FIELDS,
+    MLFLOW_FIELDS,
+    DatasetHookMixin,
+    MlflowHookMixin,
+    ResultOperator,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 ON_DRIFT = ("emit", "fail", "continue")
 ON_EMPTY = ("skip", "fail")
@@ -33,10 +41,12 @@ DRIFT_TEMPLATE_FIELDS: Sequence[str] = (
     "per_column_method",
     "per_column_threshold",
     "reports_uri",
+    *MLFLOW_FIELDS,
+    *DATASET_FIELDS,
 )
 
 
-class DriftCheck(BaseOperator):
+class DriftCheck(MlflowHookMixin, DatasetHookMixin):
     """The arguments and the run of one drift check, shared by DetectDriftOperator and DriftSensor.
 
     :param current_uri: the data to judge (templated), e.g. this interval's partition.
@@ -86,8 +96,6 @@ class DriftCheck(BaseOperator):
         on_drift: str = "emit",
         reports_uri: str | None = None,
         log_to_mlflow: bool = True,
-        aws_conn_id: str | None = "aws_default",
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         if on_drift not in ON_DRIFT:
@@ -121,35 +129,33 @@ class DriftCheck(BaseOperator):
         self.on_drift = on_drift
         self.reports_uri = reports_uri
         self.log_to_mlflow = log_to_mlflow
-        self.aws_conn_id = aws_conn_id
-        self.mlflow_conn_id = mlflow_conn_id
 
     def drift_settings(self) -> drift_core.DriftSettings:
+        per_column_threshold = arguments.optional_dict(self.per_column_threshold, "per_column_threshold") or {}
         return drift_core.DriftSettings(
-            columns=list(self.columns) if self.columns else None,
-            exclude_columns=list(self.exclude_columns),
-            numerical_columns=list(self.numerical_columns),
-            categorical_columns=list(self.categorical_columns),
+            columns=arguments.optional_list(self.columns, "columns") or None,
+            exclude_columns=arguments.optional_list(self.exclude_columns, "exclude_columns") or [],
+            numerical_columns=arguments.optional_list(self.numerical_columns, "numerical_columns") or [],
+            categorical_columns=arguments.optional_list(self.categorical_columns, "categorical_columns") or [],
             num_method=self.num_method,
             cat_method=self.cat_method,
             num_threshold=float(self.num_threshold),
             cat_threshold=float(self.cat_threshold),
-            per_column_method=dict(self.per_column_method),
-            per_column_threshold={k: float(v) for k, v in self.per_column_threshold.items()},
+            per_column_method=arguments.optional_dict(self.per_column_method, "per_column_method") or {},
+            per_column_threshold={k: float(v) for k, v in per_column_threshold.items()},
             drift_share=float(self.drift_share),
             max_rows=int(self.max_rows),
             report_rows=int(self.report_rows),
         )
 
-    def _resolve_reference(self, storage: DatasetHook) -> tuple[Any, dict[str, Any], Any]:
+    def _resolve_reference(self) -> tuple[Any, dict[str, Any], Any]:
         """The reference frame, a description of where it came from, and the champion version (if used)."""
         champion = None
-        if self.model_name and (not self.reference_uri or self.log_to_mlflow):
-            champion = MlflowHook(mlflow_conn_id=self.mlflow_conn_id).get_version_by_alias(
-                self.model_name, self.champion_alias
-            )
-        if self.reference_uri:
-            return storage.read(self.reference_uri), {"uri": self.reference_uri}, champion
+        reference_uri = arguments.optional_text(self.reference_uri, "reference_uri")
+        if self.model_name and (not reference_uri or self.log_to_mlflow):
+            champion = self.mlflow_hook.get_version_by_alias(self.model_name, self.champion_alias)
+        if reference_uri:
+            return self.dataset_hook.read(reference_uri), {"uri": reference_uri}, champion
         if champion is None:
             raise DriftInputError(
                 f"No reference: model {self.model_name!r} has no {self.champion_alias!r} alias and no "
@@ -168,17 +174,17 @@ class DriftCheck(BaseOperator):
             "alias": self.champion_alias,
             "version": str(champion.version),
         }
-        reference = MlflowHook(mlflow_conn_id=self.mlflow_conn_id).read_dataset(sample_uri, storage)
+        reference = self.mlflow_hook.read_dataset(sample_uri, self.dataset_hook)
         return reference, description, champion
 
-    def run_drift_check(self, context: Any, current_uri: str) -> dict[str, Any] | None:
+    def run_drift_check(self, context: Context, current_uri: str) -> dict[str, Any] | None:
         """Run the check on ``current_uri``; None when that window is empty (nothing to judge)."""
-        storage = DatasetHook(aws_conn_id=self.aws_conn_id)
+        storage = self.dataset_hook
         settings = self.drift_settings()  # bad settings fail before any data is read
         current = storage.read(current_uri, allow_empty=True)
         if current.empty:
             return None
-        reference, reference_info, champion = self._resolve_reference(storage)
+        reference, reference_info, champion = self._resolve_reference()
         result = drift_core.detect_drift(reference, current, settings)
         self.log.info("Drift check of %s against %s:\n%s", current_uri, reference_info["uri"], result.summary())
 
@@ -204,9 +210,9 @@ class DriftCheck(BaseOperator):
             "model_name": self.model_name,
         }
 
-    def _log_report_to_mlflow(self, context: Any, champion: Any, html: str, result: Any) -> None:
+    def _log_report_to_mlflow(self, context: Context, champion: Any, html: str, result: Any) -> None:
         """Store the report and verdict with the champion's training run, one folder per DAG run."""
-        client = MlflowHook(mlflow_conn_id=self.mlflow_conn_id).get_conn()
+        client = self.mlflow_hook.get_conn()
         folder = f"drift/{path_segment(context['ti'].run_id)}"
         with tempfile.TemporaryDirectory(prefix="mlops-drift-") as directory:
             (Path(directory) / "drift_report.html").write_text(html, encoding="utf-8")
@@ -214,7 +220,7 @@ class DriftCheck(BaseOperator):
             client.log_artifacts(champion.run_id, directory, artifact_path=folder)
         self.log.info("Logged the drift report to MLflow run %s under %s", champion.run_id, folder)
 
-    def react_to_drift(self, context: Any, result: dict[str, Any]) -> None:
+    def react_to_drift(self, context: Context, result: dict[str, Any]) -> None:
         if not result["drift_detected"]:
             return
         if self.on_drift == "emit":
@@ -266,7 +272,7 @@ class DetectDriftOperator(DriftCheck):
         super().__init__(**kwargs)
         self.on_empty = on_empty
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:
         result = self.run_drift_check(context, self.current_uri)
         if result is None:
             message = f"The current window {self.current_uri} has no rows: there is nothing to compare."
@@ -279,14 +285,15 @@ class DetectDriftOperator(DriftCheck):
         return result
 
 
-def drift_event_details(context: Any, model_name: str) -> dict[str, Any]:
+def drift_event_details(context: Context, model_name: str) -> dict[str, Any]:
     """The drift event a retraining run answers: its own triggering event, else the newest one recorded.
 
     A run the scheduler created from ``mlops://drift/<model>`` reads its ``triggering_asset_events``; a run
     started by hand (or by ``dag.test``) falls back to the newest event of that asset, which the calling
     task must declare in ``inlets``. Returns the event's ``extra`` (drifted columns, ``current_uri``, report)
-    with ``event_id``, ``timestamp``, ``triggered_by_event`` and ``day`` (the drifted partition's date when
-    ``current_uri`` ends in ``<key>=YYYY-MM-DD``).
+    with ``event_id``, ``timestamp``, ``triggered_by_event``, ``day`` (the drifted partition's date when
+    ``current_uri`` ends in ``<key>=YYYY-MM-DD``) and ``until`` (the day after it: the end of a half-open
+    window that includes the drifted day, or None).
     """
     asset = drift_asset(model_name)
     triggering = context.get("triggering_asset_events") or {}
@@ -316,10 +323,11 @@ def drift_event_details(context: Any, model_name: str) -> dict[str, Any]:
         "timestamp": event.timestamp.isoformat(),
         "triggered_by_event": triggered,
         "day": day,
+        "until": (date.fromisoformat(day) + timedelta(days=1)).isoformat() if day else None,
     }
 
 
-class DriftEventOperator(BaseOperator):
+class DriftEventOperator(ResultOperator):
     """Which drift a retraining run answers: returns ``drift_event_details`` for ``model_name``.
 
     Declares ``mlops://drift/<model_name>`` as its inlet, so a run started by hand reads the newest event; a run
@@ -334,7 +342,7 @@ class DriftEventOperator(BaseOperator):
         super().__init__(**kwargs)
         self.model_name = model_name
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:
         details = drift_event_details(context, self.model_name)
         self.log.info("Answering drift event %s of %s: columns %s in %s (report %s).", details["event_id"],
                       self.model_name, details.get("drifted_columns"), details.get("current_uri"),

@@ -20,16 +20,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, get_current_context, task
+from airflow.sdk import get_current_context, task
 
-from mlops_provider.core.errors import ConfigurationError
+from mlops_provider import arguments
 from mlops_provider.core.features import resolve_window, split_window
-from mlops_provider.hooks.datasets import DatasetHook
-from mlops_provider.hooks.feast import FeastHook
+from mlops_provider.operators.mixins import DATASET_FIELDS, FEAST_FIELDS, DatasetHookMixin, FeastHookMixin
 
-FEAST_TEMPLATE_FIELDS: tuple[str, ...] = ("feast_conn_id", "repo_path")
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 
 def materialization_slices(
@@ -58,37 +58,28 @@ def slice_data_interval(slices: int | None = None, slice_length: timedelta | Non
     return [part.to_dict() for part in split_window(window, slices=slices, slice_length=slice_length)]
 
 
-class FeastApplyOperator(BaseOperator):
+class FeastApplyOperator(FeastHookMixin):
     """Register the definitions of a Feast feature repository (``feast apply``) and create its online tables.
 
     The task first computes the difference between the definitions and the registry; when there is none it
     writes nothing, so running it twice changes nothing. Returns ``{project, created, updated, deleted,
     unchanged, infra_changes, changed}`` (objects as ``type:name``).
 
-    :param feast_conn_id: a ``feast`` connection whose ``extra.repo_path`` names the repository.
-    :param repo_path: the repository folder (holding ``feature_store.yaml``); overrides the connection.
+    Connection arguments: see ``FeastHookMixin``.
     """
 
-    template_fields: Sequence[str] = FEAST_TEMPLATE_FIELDS
+    template_fields: Sequence[str] = FEAST_FIELDS
     ui_color = "#c9e4f5"
 
-    def __init__(
-        self, *, feast_conn_id: str = FeastHook.default_conn_name, repo_path: str | None = None, **kwargs: Any
-    ) -> None:
-        super().__init__(**kwargs)
-        self.feast_conn_id = feast_conn_id
-        self.repo_path = repo_path
-
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.core.features import apply_repository
 
-        hook = FeastHook(feast_conn_id=self.feast_conn_id, repo_path=self.repo_path)
-        result = apply_repository(hook.get_conn(), hook.repo_path)
+        result = apply_repository(self.feast_hook.get_conn(), self.feast_hook.repo_path)
         self.log.info("%s", result.summary())
         return result.to_dict()
 
 
-class MaterializeFeaturesOperator(BaseOperator):
+class MaterializeFeaturesOperator(FeastHookMixin):
     """Load one window of feature values from the offline store into the online store, backfill-safely.
 
     The window is the task's data interval unless ``window_start``/``window_end`` (templated, datetimes or
@@ -103,11 +94,11 @@ class MaterializeFeaturesOperator(BaseOperator):
     :param feature_views: names of the feature views to materialise (default: every online feature view).
     :param window_start: start of the window (default: ``data_interval_start``); included.
     :param window_end: end of the window (default: ``data_interval_end``); included, as Feast reads it.
-    :param feast_conn_id: a ``feast`` connection whose ``extra.repo_path`` names the repository.
-    :param repo_path: the repository folder; overrides the connection.
+
+    Connection arguments: see ``FeastHookMixin``.
     """
 
-    template_fields: Sequence[str] = ("feature_views", "window_start", "window_end", *FEAST_TEMPLATE_FIELDS)
+    template_fields: Sequence[str] = ("feature_views", "window_start", "window_end", *FEAST_FIELDS)
     ui_color = "#a6d1ef"
 
     def __init__(
@@ -116,18 +107,14 @@ class MaterializeFeaturesOperator(BaseOperator):
         feature_views: Sequence[str] | None = None,
         window_start: Any = None,
         window_end: Any = None,
-        feast_conn_id: str = FeastHook.default_conn_name,
-        repo_path: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.feature_views = feature_views
         self.window_start = window_start
         self.window_end = window_end
-        self.feast_conn_id = feast_conn_id
-        self.repo_path = repo_path
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.core.features import materialize_window
 
         window = resolve_window(
@@ -136,14 +123,13 @@ class MaterializeFeaturesOperator(BaseOperator):
             default_start=context.get("data_interval_start"),
             default_end=context.get("data_interval_end"),
         )
-        hook = FeastHook(feast_conn_id=self.feast_conn_id, repo_path=self.repo_path)
-        views = [self.feature_views] if isinstance(self.feature_views, str) else self.feature_views
-        result = materialize_window(hook.get_conn(), window, views)
+        views = arguments.optional_list(self.feature_views, "feature_views")
+        result = materialize_window(self.feast_hook.get_conn(), window, views)
         self.log.info("%s", result.summary())
         return result.to_dict()
 
 
-class GetHistoricalFeaturesOperator(BaseOperator):
+class GetHistoricalFeaturesOperator(FeastHookMixin, DatasetHookMixin):
     """Build a point-in-time-correct training set and write it to ``output_uri``.
 
     ``entity_uri`` holds one row per training example: the entity keys, a timestamp (``timestamp_column``:
@@ -153,13 +139,15 @@ class GetHistoricalFeaturesOperator(BaseOperator):
     same output. Returns ``{output_uri, rows, columns, features, feature_service, entity_uri}``.
 
     :param entity_uri: the entity frame (local path, ``file://`` or ``s3://``; parquet or csv).
-    :param features: Feast feature references (``["customer_profile:plan", ...]``) or a feature service name.
+    :param features: Feast feature references (``["customer_profile:plan", ...]``, a JSON list or
+        comma-separated text) or a feature service name.
     :param output_uri: where the training set goes (a ``.parquet``/``.csv`` file or a folder).
     :param timestamp_column: the entity frame's timestamp column.
     :param full_feature_names: name feature columns ``view__feature`` instead of ``feature``.
     :param pass_through_without_features: when ``features`` renders empty (e.g. an unset DAG param), return
         ``entity_uri`` as ``output_uri`` instead of failing, so the next task reads the data as it is.
-    :param aws_conn_id: the ``aws`` connection for ``s3://`` URIs.
+
+    Connection arguments: see ``FeastHookMixin`` and ``DatasetHookMixin``.
     """
 
     template_fields: Sequence[str] = (
@@ -167,7 +155,8 @@ class GetHistoricalFeaturesOperator(BaseOperator):
         "features",
         "output_uri",
         "timestamp_column",
-        *FEAST_TEMPLATE_FIELDS,
+        *FEAST_FIELDS,
+        *DATASET_FIELDS,
     )
     ui_color = "#b8dcc6"
 
@@ -180,9 +169,6 @@ class GetHistoricalFeaturesOperator(BaseOperator):
         timestamp_column: str = "event_timestamp",
         full_feature_names: bool = False,
         pass_through_without_features: bool = False,
-        aws_conn_id: str | None = "aws_default",
-        feast_conn_id: str = FeastHook.default_conn_name,
-        repo_path: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -192,36 +178,24 @@ class GetHistoricalFeaturesOperator(BaseOperator):
         self.output_uri = output_uri
         self.timestamp_column = timestamp_column
         self.full_feature_names = full_feature_names
-        self.aws_conn_id = aws_conn_id
-        self.feast_conn_id = feast_conn_id
-        self.repo_path = repo_path
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.core.features import build_training_set
 
-        if self.pass_through_without_features and str(self.features or "").strip() in ("", "[]", "None", "null"):
+        features = arguments.optional_list(self.features, "features")
+        if self.pass_through_without_features and not features:
             self.log.info("No feature references given: %s is used as it is.", self.entity_uri)
             return {"output_uri": self.entity_uri, "rows": None, "columns": None, "features": [],
                     "feature_service": None, "entity_uri": self.entity_uri}  # fmt: skip
-        features = self.features
-        if isinstance(features, str) and features.strip().startswith("["):
-            import ast
-
-            try:  # a list rendered by a template: JSON (``| tojson``) or Python's repr
-                features = ast.literal_eval(features.strip().replace("null", "None"))
-            except (ValueError, SyntaxError) as error:
-                raise ConfigurationError(f"features={self.features!r} is not a list of feature references.") from error
-        storage = DatasetHook(aws_conn_id=self.aws_conn_id)
-        entities = storage.read(self.entity_uri)
-        store = FeastHook(feast_conn_id=self.feast_conn_id, repo_path=self.repo_path).get_conn()
+        entities = self.dataset_hook.read(self.entity_uri)
         training = build_training_set(
-            store,
+            self.feast_hook.get_conn(),
             entities,
-            features,
+            _service_or_refs(features or []),
             timestamp_column=self.timestamp_column,
             full_feature_names=self.full_feature_names,
         )
-        info = storage.write(training.frame, self.output_uri)
+        info = self.dataset_hook.write(training.frame, self.output_uri)
         described = training.to_dict()
         self.log.info(
             "Training set of %d rows x %d columns written to %s: %d feature(s)%s joined point-in-time onto %s.",
@@ -240,3 +214,8 @@ class GetHistoricalFeaturesOperator(BaseOperator):
             "feature_service": described["feature_service"],
             "entity_uri": self.entity_uri,
         }
+
+
+def _service_or_refs(features: list[str]) -> str | list[str]:
+    """A lone name without ``view:`` is a feature service; anything else is a list of feature references."""
+    return features[0] if len(features) == 1 and ":" not in features[0] else features

@@ -1,7 +1,10 @@
 """The lifecycle as one reusable TaskGroup: validate -> features -> train -> gate -> [approve] -> promote -> score.
 
-Every reference DAG builds its training path with ``lifecycle_task_group`` instead of wiring the operators
-again. Each argument is templated, so a DAG can hand it ``"{{ params.model_name }}"`` or an upstream XCom.
+Every reference DAG builds its training path with ``lifecycle_task_group(LifecycleSettings(...))`` instead of
+wiring the operators again. Each setting may be a value, a template (``"{{ params.model_name }}"``; render
+templates as native objects so lists and dicts stay lists and dicts) or an upstream task's result as an
+``XComArg`` (``select.output["dataset_uri"]``). Inside the group, tasks hand each other values the same way:
+``features.output["output_uri"]`` is what ``train`` reads, ``train.output["version"]`` what the gate judges.
 
 Tasks (ids inside the group):
 
@@ -10,9 +13,9 @@ Tasks (ids inside the group):
 * ``features``: ``GetHistoricalFeaturesOperator`` joining ``feature_refs`` point-in-time onto the dataset;
   with no references it passes the dataset through, and training reads it as it is.
 * ``train``: ``TrainModelOperator``; a version per DAG run, skipped when nothing changed.
-* ``gate``: ``PromoteModelOperator(evaluate_only=True)``: challenger and champion scored on the same
-  holdout; a rejected challenger skips everything after it, the run stays green.
-* ``approve``: when ``require_approval`` is true (a bool, or a template rendering to ``True``/``true``),
+* ``gate``: ``EvaluateChallengerOperator``: challenger and champion scored on the same holdout; a rejected
+  challenger skips everything after it, the run stays green.
+* ``approve``: when ``require_approval`` is true (a bool, or a template rendering to one),
   Airflow's human-in-the-loop ``ApprovalOperator`` shows both models' metrics and waits; a rejection skips
   the move. With a template the task is always there and passes at once when the run needs no approval.
 * ``promote``: ``PromoteModelOperator`` moving the alias under the registry lock (scoring again, so an
@@ -22,14 +25,19 @@ Tasks (ids inside the group):
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
+from mlops_provider import arguments
 from mlops_provider.core.tracking import mlops_home
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context, TaskGroup
 
 APPROVAL_BODY = """\
 **{{ gate.model_name }}** version **{{ gate.version }}** passed the gate against
@@ -49,146 +57,140 @@ def default_work_uri() -> str:
     return os.environ.get("MLOPS_WORK_URI") or str(mlops_home() / "work")
 
 
-def _xcom(task_id: str, key: str) -> str:
-    return f"(ti.xcom_pull(task_ids='{task_id}') or {{}}).get('{key}')"
+@dataclasses.dataclass(frozen=True)
+class LifecycleSettings:
+    """Everything ``lifecycle_task_group`` wires, in one object; fields as the operators name them.
 
-
-def lifecycle_task_group(
-    *,
-    dataset_uri: str,
-    target_column: str,
-    model_name: str,
-    thresholds: dict[str, Any] | str,
-    group_id: str = "lifecycle",
-    feature_columns: list[str] | str | None = None,
-    id_columns: list[str] | str | None = None,
-    timestamp_column: str | None = None,
-    estimator: str | None = None,
-    estimator_params: dict[str, Any] | str | None = None,
-    expectation_suite: str | None = None,
-    feature_refs: list[str] | str | None = None,
-    require_approval: bool | str = False,
-    approval_timeout: timedelta | None = timedelta(days=7),
-    alias: str = "champion",
-    experiment_name: str | None = None,
-    skip_if_unchanged: bool = True,
-    work_uri: str | None = None,
-    feast_repo_path: str | None = None,
-    mlflow_conn_id: str = "mlflow_default",
-    aws_conn_id: str | None = "aws_default",
-    feast_conn_id: str = "feast_default",
-    promotion_pool: str | None = None,
-) -> Any:
-    """Build the lifecycle TaskGroup in the current DAG context and return it (use it like any task).
-
-    ``thresholds`` is the gate, as ``PromoteModelOperator`` takes it. ``work_uri`` (default
-    ``$MLOPS_WORK_URI`` or ``$MLOPS_HOME/work``) receives the training set built by Feast and the
-    predictions, one folder per DAG run. ``promotion_pool`` puts both registry tasks in an Airflow pool.
+    The data: ``dataset_uri`` (labelled rows), ``target_column``, and optionally ``feature_columns``,
+    ``id_columns`` (never features), ``timestamp_column`` (a time split), ``feature_refs`` (Feast references
+    joined point-in-time; empty: the dataset is used as it is) and ``expectation_suite`` (empty: inferred
+    from the champion's training sample). The model: ``model_name``, ``estimator``, ``estimator_params``,
+    ``experiment_name``, ``skip_if_unchanged``. The gate: ``thresholds``, or ``primary_metric`` (empty: by
+    task type) with ``min_improvement``; ``alias``; ``require_approval`` and ``approval_timeout``;
+    ``promotion_pool`` puts both registry tasks in an Airflow pool. Where data goes: ``work_uri`` (default
+    ``$MLOPS_WORK_URI`` or ``$MLOPS_HOME/work``) receives the training set and the predictions, one folder
+    per DAG run. Connections: ``mlflow_conn_id``, ``aws_conn_id``, ``feast_conn_id``, ``feast_repo_path``.
     """
+
+    dataset_uri: Any
+    target_column: Any
+    model_name: Any
+    feature_columns: Any = None
+    id_columns: Any = None
+    timestamp_column: Any = None
+    feature_refs: Any = None
+    expectation_suite: Any = None
+    estimator: Any = None
+    estimator_params: Any = None
+    experiment_name: Any = None
+    skip_if_unchanged: bool = True
+    thresholds: Any = None
+    primary_metric: Any = None
+    min_improvement: Any = 0.0
+    alias: str = "champion"
+    require_approval: Any = False
+    approval_timeout: timedelta | None = timedelta(days=7)
+    promotion_pool: str | None = None
+    work_uri: str | None = None
+    feast_repo_path: str | None = None
+    mlflow_conn_id: str = "mlflow_default"
+    aws_conn_id: str | None = "aws_default"
+    feast_conn_id: str = "feast_default"
+
+    def replace(self, **changes: Any) -> LifecycleSettings:
+        return dataclasses.replace(self, **changes)
+
+
+def lifecycle_task_group(settings: LifecycleSettings, *, group_id: str = "lifecycle") -> TaskGroup:
+    """Build the lifecycle TaskGroup in the current DAG context and return it (use it like any task)."""
     from airflow.sdk import TaskGroup
 
     from mlops_provider.operators.features import GetHistoricalFeaturesOperator
     from mlops_provider.operators.prediction import BatchPredictOperator
-    from mlops_provider.operators.registry import PromoteModelOperator
+    from mlops_provider.operators.registry import EvaluateChallengerOperator, PromoteModelOperator
     from mlops_provider.operators.training import TrainModelOperator
     from mlops_provider.operators.validation import ValidateDataOperator
 
-    work = (work_uri or default_work_uri()).rstrip("/")
+    s = settings
+    work = (s.work_uri or default_work_uri()).rstrip("/")
     run_folder = "{{ dag.dag_id }}/{{ run_id | replace(':', '-') | replace('+', '-') }}"
-    registry_kwargs = {"pool": promotion_pool} if promotion_pool else {}
+    connections = {"mlflow_conn_id": s.mlflow_conn_id, "aws_conn_id": s.aws_conn_id}
+    gate_settings = {
+        "model_name": s.model_name,
+        "thresholds": s.thresholds,
+        "primary_metric": s.primary_metric,
+        "min_improvement": s.min_improvement,
+        "alias": s.alias,
+        "on_reject": "skip",
+        **({"pool": s.promotion_pool} if s.promotion_pool else {}),
+        **connections,
+    }
 
     with TaskGroup(group_id=group_id) as group:
-
-        def task_id(name: str) -> str:
-            return group.child_id(name)
-
         validate = ValidateDataOperator(
             task_id="validate",
-            dataset_uri=dataset_uri,
-            expectation_suite=expectation_suite,
-            baseline_model=model_name,
-            champion_alias=alias,
+            dataset_uri=s.dataset_uri,
+            expectation_suite=s.expectation_suite,
+            baseline_model=s.model_name,
+            champion_alias=s.alias,
             on_failure="fail",
-            aws_conn_id=aws_conn_id,
-            mlflow_conn_id=mlflow_conn_id,
+            **connections,
         )
         features = GetHistoricalFeaturesOperator(
             task_id="features",
-            entity_uri=dataset_uri,
-            features=feature_refs or "",
+            entity_uri=s.dataset_uri,
+            features=s.feature_refs,
             output_uri=f"{work}/training_sets/{run_folder}/",
-            timestamp_column=timestamp_column or "event_timestamp",
+            timestamp_column=s.timestamp_column or "event_timestamp",
             pass_through_without_features=True,
-            repo_path=feast_repo_path,
-            feast_conn_id=feast_conn_id,
-            aws_conn_id=aws_conn_id,
+            repo_path=s.feast_repo_path,
+            feast_conn_id=s.feast_conn_id,
+            aws_conn_id=s.aws_conn_id,
         )
         train = TrainModelOperator(
             task_id="train",
-            dataset_uri="{{ " + _xcom(task_id("features"), "output_uri") + " }}",
-            target_column=target_column,
-            model_name=model_name,
-            feature_columns=feature_columns,
-            id_columns=id_columns,
-            timestamp_column=timestamp_column,
-            estimator=estimator,
-            estimator_params=estimator_params,
-            experiment_name=experiment_name,
-            champion_alias=alias,
-            skip_if_unchanged=skip_if_unchanged,
-            aws_conn_id=aws_conn_id,
-            mlflow_conn_id=mlflow_conn_id,
+            dataset_uri=features.output["output_uri"],
+            target_column=s.target_column,
+            model_name=s.model_name,
+            feature_columns=s.feature_columns,
+            id_columns=s.id_columns,
+            timestamp_column=s.timestamp_column,
+            estimator=s.estimator,
+            estimator_params=s.estimator_params,
+            experiment_name=s.experiment_name,
+            champion_alias=s.alias,
+            skip_if_unchanged=s.skip_if_unchanged,
+            **connections,
         )
-        gate = PromoteModelOperator(
-            task_id="gate",
-            model_name=model_name,
-            version="{{ " + _xcom(task_id("train"), "version") + " }}",
-            thresholds=thresholds,
-            alias=alias,
-            evaluate_only=True,
-            on_reject="skip",
-            mlflow_conn_id=mlflow_conn_id,
-            aws_conn_id=aws_conn_id,
-            **registry_kwargs,
-        )
-        promote = PromoteModelOperator(
-            task_id="promote",
-            model_name=model_name,
-            version="{{ " + _xcom(task_id("train"), "version") + " }}",
-            thresholds=thresholds,
-            alias=alias,
-            on_reject="skip",
-            approved_by="{{ ((" + _xcom(task_id("approve"), "responded_by_user") + ") or {}).get('name', '') }}",
-            mlflow_conn_id=mlflow_conn_id,
-            aws_conn_id=aws_conn_id,
-            **registry_kwargs,
-        )
-        score = BatchPredictOperator(
-            task_id="score",
-            model_name=model_name,
-            alias=alias,
-            dataset_uri=dataset_uri,
-            output_uri=f"{work}/predictions/{run_folder}/",
-            mlflow_conn_id=mlflow_conn_id,
-            aws_conn_id=aws_conn_id,
-        )
-        validate >> features >> train
-
-        if require_approval is False:
+        gate = EvaluateChallengerOperator(task_id="gate", version=train.output["version"], **gate_settings)
+        validate >> features
+        if s.require_approval is False:
+            promote = PromoteModelOperator(task_id="promote", version=train.output["version"], **gate_settings)
             gate >> promote
         else:
+            gate_xcom = "{% set gate = ti.xcom_pull(task_ids='" + group.child_id("gate") + "') %}"
             approve = PromotionApprovalOperator(
                 task_id="approve",
-                required=require_approval,
-                subject=(
-                    "{% set gate = ti.xcom_pull(task_ids='" + task_id("gate") + "') %}"
-                    "Promote {{ gate.model_name }} version {{ gate.version }} to @{{ gate.alias }}?"
-                ),
-                body="{% set gate = ti.xcom_pull(task_ids='" + task_id("gate") + "') %}" + APPROVAL_BODY,
-                response_timeout=approval_timeout,
+                required=s.require_approval,
+                subject=gate_xcom + "Promote {{ gate.model_name }} version {{ gate.version }} to @{{ gate.alias }}?",
+                body=gate_xcom + APPROVAL_BODY,
+                response_timeout=s.approval_timeout,
+            )
+            promote = PromoteModelOperator(
+                task_id="promote",
+                version=train.output["version"],
+                approved_by=approve.output["responded_by_user"],
+                **gate_settings,
             )
             gate >> approve >> promote
-        train >> gate
+        score = BatchPredictOperator(
+            task_id="score",
+            model_name=s.model_name,
+            alias=s.alias,
+            dataset_uri=s.dataset_uri,
+            output_uri=f"{work}/predictions/{run_folder}/",
+            **connections,
+        )
         promote >> score
     return group
 
@@ -203,11 +205,12 @@ class PromotionApprovalOperator(ApprovalOperator):
     template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "required")
 
     def __init__(self, *, required: bool | str = True, **kwargs: Any) -> None:
+        kwargs.setdefault("multiple_outputs", True)  # promote takes approve.output["responded_by_user"]
         super().__init__(**kwargs)
         self.required = required
 
-    def execute(self, context: Any) -> Any:
-        if str(self.required).strip().lower() in ("true", "1", "yes", "on"):
+    def execute(self, context: Context) -> Any:
+        if arguments.as_bool(self.required, "required"):
             return super().execute(context)
         self.log.info("No approval required for this run (require_approval=%s): promoting without asking.",
                       self.required)  # fmt: skip

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
+from mlops_provider import arguments
+from mlops_provider.core import tags as tag_names
 from mlops_provider.core.errors import ConfigurationError
-from mlops_provider.hooks.datasets import DatasetHook
-from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.links.mlflow import MlflowRunLink, mlflow_run_url
-from mlops_provider.operators.context import airflow_run_tags
+from mlops_provider.operators.context import task_identity
+from mlops_provider.operators.mixins import DATASET_FIELDS, MLFLOW_FIELDS, DatasetHookMixin, MlflowHookMixin
 
-# The tags that identify one task instance of one DAG run: a retry or a cleared rerun carries the same
-# values (only the try number changes), so they find the version an earlier try registered.
-IDENTITY_TAGS = ("airflow.dag_id", "airflow.run_id", "airflow.task_id", "airflow.map_index")
-_UNSET = ("", "none", "null", "auto")
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 
-class TrainModelOperator(BaseOperator):
+class TrainModelOperator(MlflowHookMixin, DatasetHookMixin):
     """Train a model on a dataset, track the run in MLflow and register it as a new version of ``model_name``.
 
     :param dataset_uri: the training data (templated): a parquet/CSV file or folder, local or ``s3://``,
@@ -74,6 +69,8 @@ class TrainModelOperator(BaseOperator):
         "model_name",
         "experiment_name",
         "champion_alias",
+        *MLFLOW_FIELDS,
+        *DATASET_FIELDS,
     )
     template_fields_renderers = {"estimator_params": "json"}
     operator_extra_links = (MlflowRunLink(),)
@@ -98,8 +95,6 @@ class TrainModelOperator(BaseOperator):
         random_state: int = 42,
         reference_sample_rows: int = 50_000,
         pip_requirements: list[str] | None = None,
-        aws_conn_id: str | None = "aws_default",
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -107,7 +102,11 @@ class TrainModelOperator(BaseOperator):
             raise ConfigurationError("model_name is empty; name the registered model that receives the versions.")
         if isinstance(test_size, bool) or not isinstance(test_size, (int, float)) or not 0 < test_size < 1:
             raise ConfigurationError(f"test_size={test_size!r} must be a fraction between 0 and 1 (e.g. 0.2).")
-        if isinstance(reference_sample_rows, bool) or not isinstance(reference_sample_rows, int) or reference_sample_rows < 1:
+        if (
+            isinstance(reference_sample_rows, bool)
+            or not isinstance(reference_sample_rows, int)
+            or reference_sample_rows < 1
+        ):
             raise ConfigurationError(f"reference_sample_rows={reference_sample_rows!r} must be a positive integer.")
         self.dataset_uri = dataset_uri
         self.target_column = target_column
@@ -125,21 +124,19 @@ class TrainModelOperator(BaseOperator):
         self.random_state = random_state
         self.reference_sample_rows = reference_sample_rows
         self.pip_requirements = pip_requirements
-        self.aws_conn_id = aws_conn_id
-        self.mlflow_conn_id = mlflow_conn_id
 
     def training_config(self) -> Any:
         """The rendered arguments as a ``core.training.TrainingConfig`` (strings from templates parsed)."""
         from mlops_provider.core.training import TrainingConfig
 
-        task_type = _optional_text(self.problem_type)
+        task_type = arguments.optional_text(self.problem_type, "problem_type")
         return TrainingConfig(
-            target_column=str(self.target_column).strip(),
-            feature_columns=_as_list(self.feature_columns, "feature_columns"),
-            id_columns=_as_list(self.id_columns, "id_columns") or [],
-            timestamp_column=_optional_text(self.timestamp_column),
-            estimator=_optional_text(self.estimator),
-            estimator_params=_as_dict(self.estimator_params, "estimator_params"),
+            target_column=arguments.required_text(self.target_column, "target_column"),
+            feature_columns=arguments.optional_list(self.feature_columns, "feature_columns") or None,
+            id_columns=arguments.optional_list(self.id_columns, "id_columns") or [],
+            timestamp_column=arguments.optional_text(self.timestamp_column, "timestamp_column"),
+            estimator=arguments.optional_text(self.estimator, "estimator"),
+            estimator_params=arguments.optional_dict(self.estimator_params, "estimator_params") or {},
             problem_type=task_type.lower() if task_type else None,
             test_size=float(self.test_size),
             random_state=int(self.random_state),
@@ -147,34 +144,37 @@ class TrainModelOperator(BaseOperator):
             pip_requirements=list(self.pip_requirements) if self.pip_requirements is not None else None,
         )
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.core import training as core
 
+        self.model_name = arguments.required_text(self.model_name, "model_name")
+        self.dataset_uri = arguments.required_text(self.dataset_uri, "dataset_uri")
+        self.experiment_name = arguments.optional_text(self.experiment_name, "experiment_name")
         config = self.training_config()
         config.validate()
-        hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-        tags = airflow_run_tags(context)
-        identity = {key: tags[key] for key in IDENTITY_TAGS}
+        hook = self.mlflow_hook
+        identity = task_identity(context)
+        tags = identity.run_tags()
         client = hook.get_conn()
 
-        earlier = core.find_task_version(client, self.model_name, identity)
+        earlier = core.find_task_version(client, self.model_name, identity.key_tags())
         if earlier is not None:
+            earlier_try = earlier.tags.get(tag_names.AIRFLOW_TRY_NUMBER)
             result = core.result_from_version(
                 client,
                 earlier,
                 outcome="reused",
-                reason=f"version {earlier.version} was registered by try {earlier.tags.get('airflow.try_number')} "
-                "of this task in this DAG run",
+                reason=f"version {earlier.version} was registered by try {earlier_try} of this task in this DAG run",
             )
             self.log.info(
                 "Not training again: %s version %s was already registered by try %s of this task for DAG run %s "
                 "(run %s). Returning it.",
-                self.model_name, result.version, earlier.tags.get("airflow.try_number"), identity["airflow.run_id"],
+                self.model_name, result.version, earlier.tags.get(tag_names.AIRFLOW_TRY_NUMBER), identity.run_id,
                 result.run_id,
             )  # fmt: skip
             return self._finish(context, hook, result)
 
-        frame = DatasetHook(aws_conn_id=self.aws_conn_id).read(self.dataset_uri)
+        frame = self.dataset_hook.read(self.dataset_uri)
         prepared = core.prepare_training(frame, config)
         self.log.info(
             "Training data %s: %d rows, %s task, features %s; data fingerprint %s.",
@@ -207,15 +207,14 @@ class TrainModelOperator(BaseOperator):
             abandoned = core.abandon_unfinished_runs(
                 client,
                 experiment_id,
-                identity,
-                reason=f"left RUNNING by an earlier try; superseded by try {tags['airflow.try_number']}",
+                identity.key_tags(),
+                reason=f"left RUNNING by an earlier try; superseded by try {identity.try_number}",
             )
             if abandoned:
                 self.log.warning(
                     "Marked FAILED the run(s) %s that an earlier try of this task left unfinished without "
                     "registering a version.", abandoned,
                 )  # fmt: skip
-            ti = context["ti"]
             with hook.session() as session_client:
                 result = core.log_and_register(
                     session_client,
@@ -224,7 +223,7 @@ class TrainModelOperator(BaseOperator):
                     model_name=self.model_name,
                     tags=tags,
                     dataset_uri=self.dataset_uri,
-                    run_name=f"{self.model_name} {ti.dag_id}.{ti.task_id} {ti.run_id}",
+                    run_name=f"{self.model_name} {identity.dag_id}.{identity.task_id} {identity.run_id}",
                 )
         finally:
             fitted.close()
@@ -237,60 +236,9 @@ class TrainModelOperator(BaseOperator):
         )  # fmt: skip
         return self._finish(context, hook, result)
 
-    def _finish(self, context: Any, hook: MlflowHook, result: Any) -> dict[str, Any]:
+    def _finish(self, context: Context, hook: Any, result: Any) -> dict[str, Any]:
         url = mlflow_run_url(hook.settings.base_ui_url, result.experiment_id, result.run_id)
         MlflowRunLink.persist(context, url)
         if url:
             self.log.info("MLflow run: %s", url)
         return result.to_dict()
-
-
-def _optional_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return None if text.lower() in _UNSET else text
-
-
-def _as_list(value: Any, name: str) -> list[str] | None:
-    """A list from a list, a JSON/Python list text (how templates render lists) or a comma-separated text."""
-    if value is None:
-        return None
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value]
-    text = str(value).strip()
-    if text.lower() in _UNSET or text == "[]":
-        return None
-    if text.startswith("["):
-        parsed = _parse_literal(text, name)
-        if not isinstance(parsed, list):
-            raise ConfigurationError(f"{name}={text!r} is not a list of column names.")
-        return [str(v) for v in parsed]
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def _as_dict(value: Any, name: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return dict(value)
-    text = str(value).strip()
-    if text.lower() in _UNSET or text == "{}":
-        return {}
-    parsed = _parse_literal(text, name)
-    if not isinstance(parsed, dict):
-        raise ConfigurationError(f"{name}={text!r} is not a dict of keyword arguments.")
-    return parsed
-
-
-def _parse_literal(text: str, name: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        raise ConfigurationError(
-            f"{name}={text!r} is neither JSON nor a Python literal; give a list/dict or its JSON text."
-        ) from None

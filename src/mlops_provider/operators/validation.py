@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
+from mlops_provider import arguments
 from mlops_provider.core import tags, validation
 from mlops_provider.core.datasets import parse_uri
 from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.core.reports import browser_url, path_segment, report_uri
-from mlops_provider.hooks.datasets import DatasetHook
 from mlops_provider.links.validation import ValidationReportLink
 from mlops_provider.operators.context import report_location
+from mlops_provider.operators.mixins import DATASET_FIELDS, MLFLOW_FIELDS, DatasetHookMixin, MlflowHookMixin
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 ON_FAILURE = ("fail", "skip", "warn")
 SUITE_FILE_NAME = "expectation_suite.json"
@@ -23,7 +25,7 @@ DOCS_FOLDER_NAME = "data_docs"
 RESULT_XCOM_KEY = "validation_result"
 
 
-class ValidateDataOperator(BaseOperator):
+class ValidateDataOperator(DatasetHookMixin, MlflowHookMixin):
     """Validate the dataset at ``dataset_uri`` against an expectation suite and gate the run on the result.
 
     Give exactly one suite source (a templated source that renders to an empty value counts as not given):
@@ -57,6 +59,7 @@ class ValidateDataOperator(BaseOperator):
         Data Docs go to ``<root>/validation/<dag_id>/<run_id>/<task_id>/data_docs/`` and the suite used to
         ``.../expectation_suite.json``, replaced by a retry.
     :param aws_conn_id: Airflow ``aws`` connection for any ``s3://`` URI above.
+    :param mlflow_conn_id: the ``mlflow`` connection of ``baseline_model``.
 
     Returns (XCom) ``{success, evaluated, successful, failed: [{expectation, column, arguments,
     observed_value, unexpected_count, unexpected_percent, element_count, examples, error}], report_uri,
@@ -73,6 +76,8 @@ class ValidateDataOperator(BaseOperator):
         "baseline_model",
         "suite_name",
         "reports_uri",
+        *DATASET_FIELDS,
+        *MLFLOW_FIELDS,
     )
     template_fields_renderers = {"expectations": "json"}
     operator_extra_links = (ValidationReportLink(),)
@@ -96,15 +101,11 @@ class ValidateDataOperator(BaseOperator):
         examples: int = validation.DEFAULT_EXAMPLES,
         dataset_format: str | None = None,
         reports_uri: str | None = None,
-        aws_conn_id: str | None = "aws_default",
-        mlflow_conn_id: str = "mlflow_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if on_failure not in ON_FAILURE:
-            raise ConfigurationError(
-                f"on_failure={on_failure!r} in task {self.task_id!r} is not one of {ON_FAILURE}."
-            )
+            raise ConfigurationError(f"on_failure={on_failure!r} in task {self.task_id!r} is not one of {ON_FAILURE}.")
         if expectation_suite is None and expectations is None and infer_from is None and baseline_model is None:
             raise ConfigurationError(
                 f"Task {self.task_id!r} has no expectation suite: give expectation_suite=<GX suite JSON path>, "
@@ -114,7 +115,7 @@ class ValidateDataOperator(BaseOperator):
             name
             for name, value in (("expectation_suite", expectation_suite), ("expectations", expectations),
                                 ("infer_from", infer_from))
-            if value is not None and "{{" not in json.dumps(value, default=str)
+            if not arguments.is_unset(value) and "{{" not in json.dumps(value, default=str)
         ]  # fmt: skip
         if len(literal) > 1:
             raise ConfigurationError(
@@ -128,7 +129,6 @@ class ValidateDataOperator(BaseOperator):
         self.infer_from = infer_from
         self.baseline_model = baseline_model
         self.champion_alias = champion_alias
-        self.mlflow_conn_id = mlflow_conn_id
         self.suite_name = suite_name
         self.on_failure = on_failure
         # Built now so that a bad setting fails when the DAG is parsed, not when it runs.
@@ -141,10 +141,9 @@ class ValidateDataOperator(BaseOperator):
         self.examples = examples
         self.dataset_format = dataset_format
         self.reports_uri = reports_uri
-        self.aws_conn_id = aws_conn_id
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        storage = DatasetHook(aws_conn_id=self.aws_conn_id)
+    def execute(self, context: Context) -> dict[str, Any]:
+        storage = self.dataset_hook
         # Every input is read and checked before anything is written.
         suite = self._given_suite(storage)
         frame = storage.read(self.dataset_uri, format=self.dataset_format, allow_empty=True)
@@ -183,15 +182,15 @@ class ValidateDataOperator(BaseOperator):
         self.apply_policy(run.outcome, page_uri)  # a failed verdict is logged (or raised) once, there
         return result
 
-    def _given_suite(self, storage: DatasetHook) -> validation.ExpectationSuiteSpec | None:
+    def _given_suite(self, storage: Any) -> validation.ExpectationSuiteSpec | None:
         """The suite from the file or the inline list; None when it is to be inferred."""
         given = {
-            "expectation_suite": _present(self.expectation_suite),
-            "expectations": _present(self.expectations),
-            "infer_from": _present(self.infer_from),
+            "expectation_suite": arguments.has_value(self.expectation_suite),
+            "expectations": arguments.has_value(self.expectations),
+            "infer_from": arguments.has_value(self.infer_from),
         }
         chosen = [name for name, value in given.items() if value]
-        if not chosen and _present(self.baseline_model):
+        if not chosen and arguments.has_value(self.baseline_model):
             return None
         if len(chosen) != 1:
             raise ConfigurationError(
@@ -208,17 +207,15 @@ class ValidateDataOperator(BaseOperator):
             return validation.suite_from_expectations(self.expectations, name=self.suite_name or "inline_suite")
         return None
 
-    def _reference(self, storage: DatasetHook, frame: Any) -> tuple[Any, str, validation.InferenceSettings]:
+    def _reference(self, storage: Any, frame: Any) -> tuple[Any, str, validation.InferenceSettings]:
         """The data a suite is inferred from, where it came from, and the inference settings for it."""
-        if _present(self.infer_from):
+        if arguments.has_value(self.infer_from):
             uri = str(self.infer_from)
             return storage.read(uri, format=self.dataset_format), uri, self.inference_settings
         from dataclasses import replace
 
-        from mlops_provider.hooks.mlflow import MlflowHook
-
-        model = str(self.baseline_model).strip()
-        hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        model = arguments.required_text(self.baseline_model, "baseline_model")
+        hook = self.mlflow_hook
         champion = hook.get_version_by_alias(model, self.champion_alias)
         if champion is None:
             if frame.empty:
@@ -270,13 +267,3 @@ class ValidateDataOperator(BaseOperator):
 
             raise AirflowSkipException(f"{message}\nSkipping this task and its downstream tasks (on_failure='skip').")
         self.log.warning("Continuing although validation failed (on_failure='warn'):\n%s", message)
-
-
-def _present(value: Any) -> bool:
-    if value is None:
-        return False
-    if isinstance(value, str):
-        return bool(value.strip())
-    if isinstance(value, (list, tuple, dict)):
-        return bool(value)
-    return True

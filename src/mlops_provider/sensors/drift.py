@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from mlops_provider.core.datasets import list_partitions
-from mlops_provider.hooks.datasets import DatasetHook
 from mlops_provider.operators.drift import DriftCheck
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 
 class DriftSensor(BaseSensorOperator, DriftCheck):
@@ -30,12 +31,10 @@ class DriftSensor(BaseSensorOperator, DriftCheck):
     def _window(self) -> str | None:
         if not self.newest_partition:
             return self.current_uri
-        storage = DatasetHook(aws_conn_id=self.aws_conn_id)
-        client = storage.s3_client if self.current_uri.startswith("s3://") else None
-        partitions = list_partitions(self.current_uri, s3_client=client)
+        partitions = self.dataset_hook.list_partitions(self.current_uri)
         return partitions[-1] if partitions else None
 
-    def poke(self, context: Any) -> PokeReturnValue | bool:
+    def poke(self, context: Context) -> PokeReturnValue | bool:
         window = self._window()
         if window is None:
             self.log.info("No window under %s yet; poking again later.", self.current_uri)

@@ -4,24 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
 
-from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider import arguments
+from mlops_provider.operators.mixins import MLFLOW_FIELDS, MlflowHookMixin, default_deferrable
 from mlops_provider.triggers.registry import ModelAliasTrigger, is_newer
 
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
-class ModelAliasSensor(BaseSensorOperator):
+
+class ModelAliasSensor(MlflowHookMixin, BaseSensorOperator):
     """Succeed when ``model_name@alias`` points to a version newer than ``newer_than``.
 
     ``newer_than`` (templated) defaults to the version the alias points to when the sensor starts, so the
-    sensor waits for the *next* promotion. Deferrable by default: the waiting happens in the triggerer
-    (``ModelAliasTrigger`` polls the registry every ``poke_interval`` seconds), holding no worker slot.
+    sensor waits for the *next* promotion. With ``deferrable=True`` (default: the platform's
+    ``[operators] default_deferrable``) the waiting happens in the triggerer (``ModelAliasTrigger`` polls the
+    registry every ``poke_interval`` seconds), holding no worker slot.
     Returns ``{model_name, alias, version, model_uri}``.
     """
 
-    template_fields: Sequence[str] = ("model_name", "alias", "newer_than")
+    template_fields: Sequence[str] = ("model_name", "alias", "newer_than", *MLFLOW_FIELDS)
     ui_color = "#c9e4de"
 
     def __init__(
@@ -30,8 +35,7 @@ class ModelAliasSensor(BaseSensorOperator):
         model_name: str,
         alias: str = "champion",
         newer_than: str | None = None,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
-        deferrable: bool = True,
+        deferrable: bool = default_deferrable(),
         poke_interval: float = 60.0,
         **kwargs: Any,
     ) -> None:
@@ -39,13 +43,12 @@ class ModelAliasSensor(BaseSensorOperator):
         self.model_name = model_name
         self.alias = alias
         self.newer_than = newer_than
-        self.mlflow_conn_id = mlflow_conn_id
         self.deferrable = deferrable
 
     def _current(self) -> str | None:
         from mlops_provider.core.registry import alias_version
 
-        return alias_version(MlflowHook(mlflow_conn_id=self.mlflow_conn_id).get_conn(), self.model_name, self.alias)
+        return alias_version(self.mlflow_hook.get_conn(), self.model_name, self.alias)
 
     def _result(self, version: str) -> dict[str, Any]:
         self.log.info("%s@%s now points at version %s.", self.model_name, self.alias, version)
@@ -56,15 +59,17 @@ class ModelAliasSensor(BaseSensorOperator):
             "model_uri": f"models:/{self.model_name}/{version}",
         }
 
-    def execute(self, context: Any) -> Any:
+    def execute(self, context: Context) -> Any:
         current = self._current()
-        baseline = self.newer_than if self.newer_than not in (None, "", "None") else current
+        baseline = arguments.optional_text(self.newer_than, "newer_than") or current
         self.newer_than = baseline
         if baseline is not None and current is not None and is_newer(current, baseline):
             return self._result(current)
         if not self.deferrable:
             return super().execute(context)
-        self.log.info("Waiting in the triggerer for %s@%s to move past version %s.", self.model_name, self.alias, baseline)
+        self.log.info(
+            "Waiting in the triggerer for %s@%s to move past version %s.", self.model_name, self.alias, baseline
+        )
         self.defer(
             trigger=ModelAliasTrigger(
                 model_name=self.model_name,
@@ -77,7 +82,7 @@ class ModelAliasSensor(BaseSensorOperator):
             timeout=timedelta(seconds=self.timeout) if self.timeout else None,
         )
 
-    def poke(self, context: Any) -> Any:
+    def poke(self, context: Context) -> Any:
         from airflow.sdk import PokeReturnValue
 
         current = self._current()
@@ -85,11 +90,12 @@ class ModelAliasSensor(BaseSensorOperator):
             return PokeReturnValue(is_done=True, xcom_value=self._result(current))
         return False
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
-        if event.get("status") != "success":
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        if not isinstance(event, dict) or event.get("status") != "success" or not event.get("version"):
             from airflow.sdk.exceptions import AirflowException
 
             raise AirflowException(
-                f"Waiting for {self.model_name}@{self.alias} failed in the triggerer: {event.get('message')}"
+                f"Waiting for {self.model_name}@{self.alias} failed in the triggerer: "
+                f"{event.get('message') if isinstance(event, dict) else f'unexpected event {event!r}'}"
             )
         return self._result(event["version"])

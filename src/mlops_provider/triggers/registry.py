@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+if TYPE_CHECKING:
+    from mlops_provider.hooks.mlflow import MlflowHook
 
 
 class ModelAliasTrigger(BaseTrigger):
@@ -45,11 +49,16 @@ class ModelAliasTrigger(BaseTrigger):
             },
         )
 
-    def _current_version(self) -> str | None:
-        from mlops_provider.core.registry import alias_version
+    @cached_property
+    def hook(self) -> MlflowHook:
         from mlops_provider.hooks.mlflow import MlflowHook
 
-        return alias_version(MlflowHook(mlflow_conn_id=self.mlflow_conn_id).get_conn(), self.model_name, self.alias)
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def _current_version(self) -> str | None:
+        from mlops_provider.core.registry import alias_version
+
+        return alias_version(self.hook.get_conn(), self.model_name, self.alias)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from asgiref.sync import sync_to_async

@@ -1,0 +1,120 @@
+"""Materialisation windows: parse, default and slice the time ranges that materialisation reads.
+
+Plain datetime arithmetic, no Feast: the operators import ``resolve_window`` at DAG parse time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from mlops_provider.core.errors import MaterializationWindowError
+
+
+@dataclass(frozen=True)
+class MaterializationWindow:
+    """A time range of event timestamps, ``start`` and ``end`` both included (as Feast reads them)."""
+
+    start: datetime
+    end: datetime
+
+    def to_dict(self) -> dict[str, str]:
+        return {"window_start": self.start.isoformat(), "window_end": self.end.isoformat()}
+
+    def __str__(self) -> str:
+        return f"{self.start.isoformat()} .. {self.end.isoformat()}"
+
+
+def to_utc(value: Any, *, name: str) -> datetime:
+    """A timezone-aware UTC ``datetime`` from a datetime, pendulum/pandas timestamp or ISO 8601 string.
+
+    Naive values are taken as UTC (Airflow's data intervals are always aware).
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise MaterializationWindowError(
+                f"{name} is empty; give an ISO 8601 timestamp such as 2026-01-01T00:00:00Z."
+            )
+        try:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+        except ValueError:
+            raise MaterializationWindowError(
+                f"{name}={text!r} is not an ISO 8601 timestamp; use e.g. 2026-01-01T00:00:00+00:00 or a "
+                "template such as '{{ data_interval_start }}'."
+            ) from None
+    elif hasattr(value, "to_pydatetime"):  # pandas.Timestamp
+        value = value.to_pydatetime()
+    if not isinstance(value, datetime):
+        raise MaterializationWindowError(
+            f"{name}={value!r} is a {type(value).__name__}, not a timestamp; pass a datetime or an ISO 8601 string."
+        )
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def resolve_window(
+    window_start: Any = None,
+    window_end: Any = None,
+    *,
+    default_start: Any = None,
+    default_end: Any = None,
+) -> MaterializationWindow:
+    """The window to materialise: explicit bounds when given, else the defaults (a task's data interval)."""
+    start_value = window_start if window_start not in (None, "") else default_start
+    end_value = window_end if window_end not in (None, "") else default_end
+    if start_value is None or end_value is None:
+        missing = " and ".join(n for n, v in (("window_start", start_value), ("window_end", end_value)) if v is None)
+        raise MaterializationWindowError(
+            f"No {missing}: the run has no data interval (e.g. a manual run of an unscheduled DAG). Pass "
+            "window_start and window_end, or schedule the DAG so that each run has a data interval."
+        )
+    start = to_utc(start_value, name="window_start")
+    end = to_utc(end_value, name="window_end")
+    if start == end and window_start in (None, "") and window_end in (None, ""):
+        raise MaterializationWindowError(
+            f"The run's data interval is empty ({start.isoformat()} .. {end.isoformat()}): Airflow 3 runs cron "
+            "and timedelta schedules with trigger timetables, whose data interval is a single instant. Use a "
+            "timetable with data intervals, e.g. schedule=CronDataIntervalTimetable('@daily', timezone='UTC') "
+            "(or [scheduler] create_cron_data_intervals = True), or pass window_start and window_end, e.g. "
+            "'{{ (logical_date - macros.timedelta(days=1)).isoformat() }}' and '{{ logical_date.isoformat() }}'."
+        )
+    if end < start:
+        raise MaterializationWindowError(
+            f"The window ends before it starts: window_end {end.isoformat()} < window_start {start.isoformat()}. "
+            "Swap them, or check the templates that produce them."
+        )
+    return MaterializationWindow(start, end)
+
+
+def split_window(
+    window: MaterializationWindow,
+    *,
+    slices: int | None = None,
+    slice_length: timedelta | None = None,
+) -> list[MaterializationWindow]:
+    """Cut ``window`` into consecutive slices: ``slices`` equal parts, or parts of ``slice_length`` (the last
+    one shorter). Neighbouring slices share their boundary instant; Feast includes both ends of a window, so
+    a row stamped exactly on a boundary is written by both slices, with the same value."""
+    if (slices is None) == (slice_length is None):
+        raise MaterializationWindowError("Give exactly one of slices (a count) or slice_length (a timedelta).")
+    span = window.end - window.start
+    if span <= timedelta(0):
+        return [window]
+    if slices is not None:
+        if int(slices) < 1:
+            raise MaterializationWindowError(f"slices={slices} must be at least 1.")
+        count = int(slices)
+        bounds = [window.start + span * i / count for i in range(count)] + [window.end]
+    else:
+        if not isinstance(slice_length, timedelta) or slice_length <= timedelta(0):
+            raise MaterializationWindowError(f"slice_length={slice_length!r} must be a positive timedelta.")
+        bounds = []
+        cursor = window.start
+        while cursor < window.end:
+            bounds.append(cursor)
+            cursor += slice_length
+        bounds.append(window.end)
+    return [MaterializationWindow(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]

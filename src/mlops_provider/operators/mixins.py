@@ -1,0 +1,91 @@
+"""One mixin per external system: it declares the connection arguments and builds the task's one hook.
+
+In the manner of the amazon provider's ``AwsBaseHookMixin``: an operator that talks to MLflow inherits
+``MlflowHookMixin`` and reads ``self.mlflow_hook``; it never builds a hook inline. The hook is made on first
+use while the task runs (after templating, so a templated connection id is the rendered one) and cached for
+the rest of the task: one connection lookup and one client per task. Connection arguments are template
+fields: list ``*MLFLOW_FIELDS`` (etc.) in the operator's ``template_fields``.
+
+The mixins are ``BaseOperator`` subclasses so that ``default_args`` and ``.partial()`` see their arguments.
+Every operator of the provider returns a small dict and also pushes each of its keys as its own XCom
+(``multiple_outputs``), so a downstream task takes a value with ``train.output["version"]``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from airflow.configuration import conf
+from airflow.sdk import BaseOperator
+
+from mlops_provider.hooks.datasets import DatasetHook
+from mlops_provider.hooks.feast import FeastHook
+from mlops_provider.hooks.mlflow import MlflowHook
+
+MLFLOW_FIELDS: tuple[str, ...] = ("mlflow_conn_id",)
+DATASET_FIELDS: tuple[str, ...] = ("aws_conn_id",)
+FEAST_FIELDS: tuple[str, ...] = ("feast_conn_id", "repo_path")
+
+
+def default_deferrable() -> bool:
+    """What the platform decided: ``[operators] default_deferrable`` (False unless configured)."""
+    return conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
+class ResultOperator(BaseOperator):
+    """Base of the provider's operators: the returned dict's keys are XComs too (``op.output["key"]``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("multiple_outputs", True)
+        super().__init__(**kwargs)
+
+
+class MlflowHookMixin(ResultOperator):
+    """MLflow tracking and registry through the ``mlflow`` connection ``mlflow_conn_id``.
+
+    :param mlflow_conn_id: the ``mlflow`` connection (default ``mlflow_default``; without it, the embedded
+        store under ``$MLOPS_HOME``).
+    """
+
+    def __init__(self, *, mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @cached_property
+    def mlflow_hook(self) -> MlflowHook:
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+
+class DatasetHookMixin(ResultOperator):
+    """Datasets at local paths or ``s3://`` URIs; S3 through the amazon provider's ``aws`` connection.
+
+    :param aws_conn_id: the ``aws`` connection used for ``s3://`` URIs (none is looked up for local paths).
+    """
+
+    def __init__(self, *, aws_conn_id: str | None = "aws_default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.aws_conn_id = aws_conn_id
+
+    @cached_property
+    def dataset_hook(self) -> DatasetHook:
+        return DatasetHook(aws_conn_id=self.aws_conn_id)
+
+
+class FeastHookMixin(ResultOperator):
+    """A Feast feature repository named by the ``feast`` connection ``feast_conn_id`` or by ``repo_path``.
+
+    :param feast_conn_id: a ``feast`` connection whose ``extra.repo_path`` names the repository.
+    :param repo_path: the repository folder (holding ``feature_store.yaml``); overrides the connection.
+    """
+
+    def __init__(
+        self, *, feast_conn_id: str = FeastHook.default_conn_name, repo_path: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.feast_conn_id = feast_conn_id
+        self.repo_path = repo_path
+
+    @cached_property
+    def feast_hook(self) -> FeastHook:
+        return FeastHook(feast_conn_id=self.feast_conn_id, repo_path=self.repo_path)
