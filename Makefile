@@ -26,6 +26,16 @@ test: install
 	$(PYTEST) tests
 	MLOPS_METADATA_BACKEND=postgres $(PYTEST) tests -m airflow_db $(PYTEST_OK_IF_EMPTY)
 
+# The fast layer: every test that needs neither the metadata database nor the production-shape stack.
+test-fast: install
+	$(PYTEST) tests -m "not airflow_db and not system"
+
+# Formatting, lint rules and types (configured in pyproject.toml).
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
 bench: install
 	$(VENV_PY) benchmarks/run.py
 

@@ -156,7 +156,7 @@ def _check_format(location: DatasetLocation, files: list[_DataFile], fmt: str | 
                 f"Format {fmt!r} asked for {location.uri!r} is not supported; use one of {SUPPORTED_FORMATS}."
             )
         return fmt
-    found = {}
+    found: dict[str, str] = {}
     for data_file in files:
         file_format = format_from_name(data_file.name)
         if file_format is None:
@@ -247,7 +247,7 @@ def list_partitions(uri: str, *, s3_client: Any = None) -> list[str]:
     if location.scheme == "s3":
         client = _require_s3_client(location, s3_client)
         prefix = location.path.rstrip("/") + "/" if location.path else ""
-        names = set()
+        names: set[str] = set()
         for page in client.get_paginator("list_objects_v2").paginate(
             Bucket=location.bucket, Prefix=prefix, Delimiter="/"
         ):

@@ -116,6 +116,11 @@ def validate_thresholds(thresholds: dict[str, dict[str, Any]] | None) -> dict[st
             )
         if not set(rules) & (VALUE_KEYS | CHANGE_KEYS):
             raise ConfigurationError(f"thresholds[{metric!r}] sets no bound; add min, max or a change threshold.")
+        if "greater_is_better" in rules and not isinstance(rules["greater_is_better"], bool):
+            raise ConfigurationError(
+                f"thresholds[{metric!r}]['greater_is_better'] must be true or false, got "
+                f"{rules['greater_is_better']!r}; leave it out to infer it from the metric name."
+            )
         for key in set(rules) - {"greater_is_better"}:
             if not isinstance(rules[key], (int, float)) or isinstance(rules[key], bool) or math.isnan(rules[key]):
                 raise ConfigurationError(f"thresholds[{metric!r}][{key!r}] must be a number, got {rules[key]!r}.")
@@ -157,10 +162,18 @@ def evaluate_gate(
             if champion is None:
                 checks.append(GateCheck(metric, kind, required, None, True, "(skipped: no champion)"))
                 continue
+            if metric not in champion:
+                raise ConfigurationError(
+                    f"The gate names metric {metric!r} but the champion was scored on {sorted(champion)}; "
+                    "use a metric both models report."
+                )
             reference = float(champion[metric])
             improvement = value - reference if higher else reference - value
             if kind == "min_relative_change":
-                improvement = improvement / abs(reference) if reference else math.inf if improvement > 0 else 0.0
+                if reference:
+                    improvement = improvement / abs(reference)
+                elif improvement:  # against a champion of exactly 0, any gain or loss is infinitely large
+                    improvement = math.copysign(math.inf, improvement)
             direction = "higher" if higher else "lower"
             checks.append(
                 GateCheck(

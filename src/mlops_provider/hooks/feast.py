@@ -50,6 +50,7 @@ class FeastHook(BaseHook):
     @cached_property
     def repo_path(self) -> Path:
         """The feature repository folder, checked to hold a ``feature_store.yaml``."""
+        raw: str | None
         if self._repo_path:
             source = "repo_path"
             raw = self._repo_path

@@ -159,7 +159,13 @@ class MlflowHook(BaseHook):
         except MlflowException as error:
             if "already exists" not in str(error).lower():  # created concurrently by another task
                 raise
-            return client.get_experiment_by_name(name).experiment_id
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:  # created and deleted for good meanwhile
+                raise ConfigurationError(
+                    f"MLflow reported the experiment {name!r} as existing but cannot find it; it was probably "
+                    "deleted meanwhile. Retry the task, or choose another experiment_name."
+                ) from error
+            return experiment.experiment_id
 
     def get_version_by_alias(self, model_name: str, alias: str) -> Any | None:
         """The ``ModelVersion`` that ``model_name@alias`` points to, or None when the model or alias is absent."""

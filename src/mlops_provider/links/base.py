@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperatorLink
 
 if TYPE_CHECKING:
+    from airflow.sdk import Context
     from airflow.sdk.types import TaskInstanceKey
 
 
@@ -25,6 +26,6 @@ class PersistedUrlLink(BaseOperatorLink):
             return ""
 
     @classmethod
-    def persist(cls, context: Any, url: str | None) -> None:
+    def persist(cls, context: Context, url: str | None) -> None:
         # Stored even when empty: Airflow reads every link when the task ends and logs a missing XCom as an error.
         context["ti"].xcom_push(key=cls.key, value=url or "")

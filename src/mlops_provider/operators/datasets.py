@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
-from typing import Any
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
 
 from mlops_provider import arguments
 from mlops_provider.core.datasets import URI_LIST_SEPARATOR
 from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.operators.mixins import DATASET_FIELDS, DatasetHookMixin
 
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
 ON_EMPTY = ("skip", "fail")
 
 
 def _day(value: Any, name: str) -> date | None:
+    if isinstance(value, datetime):  # a datetime is also a date: keep only its day
+        return value.date()
     if isinstance(value, date):
-        return value if type(value) is date else value.date()
+        return value
     text = arguments.optional_text(value, name)
     if text is None:
         return None
@@ -63,7 +68,7 @@ class SelectPartitionsOperator(DatasetHookMixin):
         self.partition_key = partition_key
         self.on_empty = on_empty
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:
         since, until, last = (
             _day(self.since, "since"),
             _day(self.until, "until"),

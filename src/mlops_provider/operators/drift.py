@@ -224,6 +224,11 @@ class DriftCheck(MlflowHookMixin, DatasetHookMixin):
         if not result["drift_detected"]:
             return
         if self.on_drift == "emit":
+            if self.model_name is None:  # checked in __init__, but a template may render to None
+                raise ConfigurationError(
+                    "on_drift='emit' raises the Asset mlops://drift/<model_name>, but model_name rendered to "
+                    "None: give model_name a value (or use 'continue')."
+                )
             extra = {
                 "model_name": self.model_name,
                 "drifted_columns": result["drifted_columns"],

@@ -166,7 +166,7 @@ class GetHistoricalFeaturesOperator(FeastHookMixin, DatasetHookMixin):
         entity_uri: str,
         features: str | Sequence[str],
         output_uri: str,
-        timestamp_column: str = "event_timestamp",
+        timestamp_column: str | None = "event_timestamp",
         full_feature_names: bool = False,
         pass_through_without_features: bool = False,
         **kwargs: Any,
@@ -192,7 +192,7 @@ class GetHistoricalFeaturesOperator(FeastHookMixin, DatasetHookMixin):
             self.feast_hook.get_conn(),
             entities,
             _service_or_refs(features or []),
-            timestamp_column=self.timestamp_column,
+            timestamp_column=arguments.optional_text(self.timestamp_column, "timestamp_column") or "event_timestamp",
             full_feature_names=self.full_feature_names,
         )
         info = self.dataset_hook.write(training.frame, self.output_uri)

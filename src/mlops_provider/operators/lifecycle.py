@@ -29,7 +29,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
@@ -37,7 +37,8 @@ from mlops_provider import arguments
 from mlops_provider.core.tracking import mlops_home
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context, TaskGroup
+    from airflow.sdk import BaseOperator, Context, TaskGroup
+    from airflow.sdk.definitions.xcom_arg import PlainXComArg
 
 APPROVAL_BODY = """\
 **{{ gate.model_name }}** version **{{ gate.version }}** passed the gate against
@@ -101,6 +102,24 @@ class LifecycleSettings:
         return dataclasses.replace(self, **changes)
 
 
+class _Connections(TypedDict):
+    """The connection arguments every MLflow task of the group takes."""
+
+    mlflow_conn_id: str
+    aws_conn_id: str | None
+
+
+def _output(task: BaseOperator, key: str) -> Any:
+    """``task.output[key]``: the value ``task`` returns under ``key``, as an XComArg.
+
+    Typed ``Any`` like the settings: operator arguments are annotated with their rendered type (``str``), and
+    the XComArg stands in for that value until the task runs.
+    """
+    # ``BaseOperator.output`` is annotated as the base XComArg, but it is built as ``XComArg(operator=task)``,
+    # which always gives a PlainXComArg: the kind that supports ``[key]``.
+    return cast("PlainXComArg", task.output)[key]
+
+
 def lifecycle_task_group(settings: LifecycleSettings, *, group_id: str = "lifecycle") -> TaskGroup:
     """Build the lifecycle TaskGroup in the current DAG context and return it (use it like any task)."""
     from airflow.sdk import TaskGroup
@@ -114,7 +133,7 @@ def lifecycle_task_group(settings: LifecycleSettings, *, group_id: str = "lifecy
     s = settings
     work = (s.work_uri or default_work_uri()).rstrip("/")
     run_folder = "{{ dag.dag_id }}/{{ run_id | replace(':', '-') | replace('+', '-') }}"
-    connections = {"mlflow_conn_id": s.mlflow_conn_id, "aws_conn_id": s.aws_conn_id}
+    connections: _Connections = {"mlflow_conn_id": s.mlflow_conn_id, "aws_conn_id": s.aws_conn_id}
     gate_settings = {
         "model_name": s.model_name,
         "thresholds": s.thresholds,
@@ -141,7 +160,7 @@ def lifecycle_task_group(settings: LifecycleSettings, *, group_id: str = "lifecy
             entity_uri=s.dataset_uri,
             features=s.feature_refs,
             output_uri=f"{work}/training_sets/{run_folder}/",
-            timestamp_column=s.timestamp_column or "event_timestamp",
+            timestamp_column=s.timestamp_column,
             pass_through_without_features=True,
             repo_path=s.feast_repo_path,
             feast_conn_id=s.feast_conn_id,
@@ -149,7 +168,7 @@ def lifecycle_task_group(settings: LifecycleSettings, *, group_id: str = "lifecy
         )
         train = TrainModelOperator(
             task_id="train",
-            dataset_uri=features.output["output_uri"],
+            dataset_uri=_output(features, "output_uri"),
             target_column=s.target_column,
             model_name=s.model_name,
             feature_columns=s.feature_columns,
@@ -162,10 +181,10 @@ def lifecycle_task_group(settings: LifecycleSettings, *, group_id: str = "lifecy
             skip_if_unchanged=s.skip_if_unchanged,
             **connections,
         )
-        gate = EvaluateChallengerOperator(task_id="gate", version=train.output["version"], **gate_settings)
+        gate = EvaluateChallengerOperator(task_id="gate", version=_output(train, "version"), **gate_settings)
         validate >> features
         if s.require_approval is False:
-            promote = PromoteModelOperator(task_id="promote", version=train.output["version"], **gate_settings)
+            promote = PromoteModelOperator(task_id="promote", version=_output(train, "version"), **gate_settings)
             gate >> promote
         else:
             gate_xcom = "{% set gate = ti.xcom_pull(task_ids='" + group.child_id("gate") + "') %}"
@@ -178,8 +197,8 @@ def lifecycle_task_group(settings: LifecycleSettings, *, group_id: str = "lifecy
             )
             promote = PromoteModelOperator(
                 task_id="promote",
-                version=train.output["version"],
-                approved_by=approve.output["responded_by_user"],
+                version=_output(train, "version"),
+                approved_by=_output(approve, "responded_by_user"),
                 **gate_settings,
             )
             gate >> approve >> promote

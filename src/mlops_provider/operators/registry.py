@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from mlops_provider import arguments
 from mlops_provider.assets import model_alias_asset, model_alias_events
@@ -93,7 +93,7 @@ class ChallengerGateBase(MlflowHookMixin, DatasetHookMixin):
     )
     template_fields_renderers = {"thresholds": "json"}
     ui_color = "#c9e4de"
-    moves_alias: ClassVar[bool] = False
+    moves_alias: bool = False  # class default; an instance may override it (see PromoteModelOperator)
 
     def __init__(
         self,
@@ -253,7 +253,7 @@ class PromoteModelOperator(ChallengerGateBase):
     """
 
     template_fields: Sequence[str] = (*ChallengerGateBase.template_fields, "approved_by")
-    moves_alias: ClassVar[bool] = True
+    moves_alias: bool = True
 
     def __init__(self, *, approved_by: Any = None, evaluate_only: bool = False, **kwargs: Any) -> None:
         if evaluate_only:

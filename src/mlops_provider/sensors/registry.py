@@ -86,7 +86,7 @@ class ModelAliasSensor(MlflowHookMixin, BaseSensorOperator):
         from airflow.sdk import PokeReturnValue
 
         current = self._current()
-        if is_newer(current, self.newer_than):
+        if current is not None and is_newer(current, self.newer_than):
             return PokeReturnValue(is_done=True, xcom_value=self._result(current))
         return False
 

@@ -275,14 +275,14 @@ def redis_field_key(view_name: str, feature_name: str) -> bytes:
 def registry_file_writer(store: Any, write: Callable[[Any], None]) -> Iterator[None]:
     """Inside this block the file registry writes its proto with ``write`` (no-op for other registries)."""
     registry_store = getattr(store.registry, "_registry_store", None)
-    patched = registry_store is not None and hasattr(registry_store, "_write_registry")
-    if patched:
-        registry_store._write_registry = write
+    if registry_store is None or not hasattr(registry_store, "_write_registry"):
+        yield
+        return
+    registry_store._write_registry = write
     try:
         yield
     finally:
-        if patched:
-            del registry_store._write_registry
+        del registry_store._write_registry
 
 
 @_checked

@@ -31,10 +31,10 @@ def _registry_file(store: FeatureStore) -> Path | None:
     registry = store.config.registry
     if getattr(registry, "registry_type", "file") != "file":
         return None
-    path = str(registry.path)
-    if "://" in path and not path.startswith("file://"):
+    location = str(registry.path)
+    if "://" in location and not location.startswith("file://"):
         return None
-    path = Path(path.removeprefix("file://"))
+    path = Path(location.removeprefix("file://"))
     return path if path.is_absolute() else Path(store.repo_path) / path
 
 

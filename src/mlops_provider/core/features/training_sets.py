@@ -106,6 +106,8 @@ def build_training_set(
     needed_keys: dict[str, list[str]] = {}
     for ref in refs:
         view = views.get(ref.split(":", 1)[0])
+        if view is None:  # a service projection renamed with `with_name`: not found by that name, not checked
+            continue
         for column in getattr(view, "entity_columns", None) or []:
             needed_keys.setdefault(column.name, []).append(view.name)
     missing = {key: sorted(set(names)) for key, names in needed_keys.items() if key not in entity_frame.columns}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,9 @@ from mlops_provider.core.training.estimators import (
     validate_estimator_params,
 )
 from mlops_provider.core.training.split import _split_rows
+
+if TYPE_CHECKING:
+    from mlops_provider.core.training.config import EstimatorSpec
 
 # An integer target with at most this many distinct values is taken for class labels when neither the
 # estimator nor problem_type says which task it is.
@@ -60,11 +63,12 @@ def prepare_training(frame: pd.DataFrame, config: TrainingConfig) -> PreparedTra
         )
 
     estimator_path = config.estimator or None
-    model_object, spec = (None, None)
+    model_object: Any = None
+    spec: EstimatorSpec | None = None
     if estimator_path:
         model_object, spec = build_estimator(estimator_path, config.estimator_params)
     task_type = resolve_task_type(config.problem_type, model_object, y, target)
-    if model_object is None:
+    if spec is None:  # no estimator given (build_estimator returns both or raises): the task's default
         model_object, spec = build_estimator(DEFAULT_ESTIMATORS[task_type], config.estimator_params)
     _check_target(y, task_type, target)
     seeded = seed_estimator(model_object, config.random_state)

@@ -51,13 +51,14 @@ def build_estimator(path: str, params: dict[str, Any]) -> tuple[Any, EstimatorSp
             raise EstimatorSpecError(
                 f"estimator={path!r} is a class but not a scikit-learn estimator (it has no fit/get_params)."
             )
-        accepted = _accepted_keywords(target)
-        unknown = sorted(set(params) - accepted) if accepted is not None else []
-        if unknown:
-            raise EstimatorSpecError(
-                f"estimator_params {_listing(unknown)} are not parameters of {path}; it accepts "
-                f"{_listing(sorted(accepted))}."
-            )
+        accepted = _accepted_keywords(target)  # None: the signature is unknown or takes **kwargs
+        if accepted is not None:
+            unknown = sorted(set(params) - accepted)
+            if unknown:
+                raise EstimatorSpecError(
+                    f"estimator_params {_listing(unknown)} are not parameters of {path}; it accepts "
+                    f"{_listing(sorted(accepted))}."
+                )
         try:
             estimator = target(**params)
         except Exception as error:
@@ -171,10 +172,15 @@ def _code_versions(spec: EstimatorSpec) -> dict[str, str]:
             pass
     if spec.kind == "pipeline_factory":
         module = inspect.getmodule(resolve_import_path(spec.import_path))
-        try:
-            versions["factory_source_sha256"] = hashlib.sha256(inspect.getsource(module).encode()).hexdigest()
-        except (OSError, TypeError):
-            versions["factory_source_sha256"] = "unavailable"
+        source = None
+        if module is not None:  # None: defined outside any module (e.g. built at run time)
+            try:
+                source = inspect.getsource(module)
+            except (OSError, TypeError):
+                pass
+        versions["factory_source_sha256"] = (
+            hashlib.sha256(source.encode()).hexdigest() if source is not None else "unavailable"
+        )
     return versions
 
 

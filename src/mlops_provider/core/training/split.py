@@ -24,8 +24,9 @@ def _split_rows(frame: pd.DataFrame, config: TrainingConfig, task_type: str) -> 
     train_rows = rows - test_rows
     classes = target.value_counts() if task_type == CLASSIFICATION else None
     stratified = classes is not None and not config.timestamp_column
-    need_test = max(MIN_TEST_ROWS, len(classes) if stratified else 0)
-    need_train = max(MIN_TRAIN_ROWS, len(classes) if classes is not None else 0)
+    class_count = len(classes) if classes is not None else 0
+    need_test = max(MIN_TEST_ROWS, class_count if stratified else 0)
+    need_train = max(MIN_TRAIN_ROWS, class_count)
     if test_rows < need_test or train_rows < need_train:
         raise TrainingDataError(
             f"The data has {rows} rows: with test_size={config.test_size} that leaves {train_rows} to train on "
@@ -54,7 +55,7 @@ def _split_rows(frame: pd.DataFrame, config: TrainingConfig, task_type: str) -> 
                 "test_rows": int(test_rows),
             },
         )
-    if stratified:
+    if stratified and classes is not None:  # stratified implies classes; the check narrows the type
         rare = classes[classes < 2]
         if len(rare):
             raise TrainingDataError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mlops_provider.core.features import compat
@@ -68,15 +69,16 @@ class RedisAtomicCompareAndSet(WriteGuard):
 
     def __init__(self, online_store: Any) -> None:
         super().__init__(online_store)
-        self._script = None
+        self._script: Callable[..., Any] | None = None  # redis Script, registered on the first write
 
     def write(self, config: Any, table: Any, data: list, progress: Any) -> None:
         from google.protobuf.timestamp_pb2 import Timestamp
 
         store_config = config.online_store
         client = compat.redis_client(self.online_store, store_config)
-        if self._script is None:
-            self._script = client.register_script(REDIS_GUARD_SCRIPT)
+        script = self._script
+        if script is None:
+            script = self._script = client.register_script(REDIS_GUARD_SCRIPT)
         view = compat.redis_view_name(table, config)
         ttl = int(store_config.key_ttl_seconds or 0)
         # A cluster only runs a script over keys of one hash slot: one entity per call there.
@@ -96,5 +98,5 @@ class RedisAtomicCompareAndSet(WriteGuard):
                     if feature_name not in field_keys:
                         field_keys[feature_name] = compat.redis_field_key(view, feature_name)
                     args += [field_keys[feature_name], value.SerializeToString()]
-            written += int(self._script(keys=keys, args=args, client=client))
+            written += int(script(keys=keys, args=args, client=client))
         self._count(table, data, written)

@@ -54,7 +54,8 @@ class SqliteConditionalUpsert(WriteGuard):
         )
         # Timestamps stored exactly as Feast's registered sqlite3 adapter stores them; rows in primary-key
         # order, so the merge appends along the B-tree instead of jumping around; streamed into SQLite.
-        rows = compat.encoded_online_rows(config, data, with_num, adapt=sqlite3.adapt)
+        # typeshed's sqlite3.adapt overloads all require `proto`, which defaults to PrepareProtocol at run time.
+        rows = compat.encoded_online_rows(config, data, with_num, adapt=sqlite3.adapt)  # type: ignore[arg-type]
 
         # Stage the rows in this connection's private temp database first: filling it takes no lock on the
         # online store, so parallel slices only take turns for the merge, one set-based statement.
