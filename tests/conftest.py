@@ -94,12 +94,26 @@ def service_missing(name: str, reason: str):
     pytest.skip(message)
 
 
+SERVICE_FIXTURES = frozenset(
+    {"mlflow_servers", "mlflow_server", "mlflow_auth_server", "moto_server", "s3_bucket", "postgres_url", "redis_url"}
+)
+
+
 def pytest_collection_modifyitems(config, items):
-    """A test that uses the metadata database is an ``airflow_db`` test, marked or not: ``make test`` runs it
-    on PostgreSQL too, and the fast layer (``-m "not airflow_db and not system"``) leaves it out."""
+    """Markers follow what a test uses, so no test can be filed in the wrong layer:
+
+    * the metadata database -> ``airflow_db`` (``make test`` runs it on PostgreSQL too);
+    * a real service process (MLflow server, moto S3, PostgreSQL, Redis) or a clean install -> ``system``.
+
+    What is left, ``-m "not airflow_db and not system"``, is the fast in-process layer.
+    """
     for item in items:
-        if "airflow_db" in getattr(item, "fixturenames", ()) and item.get_closest_marker("airflow_db") is None:
+        used = set(getattr(item, "fixturenames", ()))
+        if "airflow_db" in used and item.get_closest_marker("airflow_db") is None:
             item.add_marker(pytest.mark.airflow_db)
+        needs_services = used & SERVICE_FIXTURES or item.get_closest_marker("packaging") is not None
+        if needs_services and item.get_closest_marker("system") is None:
+            item.add_marker(pytest.mark.system)
 
 
 def pytest_report_header(config):

@@ -1,0 +1,147 @@
+"""Promotion: the gate, the lock, the compare-and-set move and the audit, together; replayed on a retry."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mlops_provider.core import tags
+from mlops_provider.core.identity import TaskIdentity
+from mlops_provider.core.registry.gate import evaluate_gate, validate_thresholds
+from mlops_provider.core.registry.history import alias_version, move_alias, utc_now
+from mlops_provider.core.registry.lock import PromotionConflictError, PromotionLock
+
+
+@dataclass
+class PromotionOutcome:
+    model_name: str
+    version: str
+    alias: str
+    promoted: bool
+    reasons: list[str]
+    challenger_metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None
+    champion_version: str | None
+    history_seq: int | None
+    note: str = ""
+    replayed: bool = False  # True when a retry returned the decision an earlier try recorded
+    gate_passed: bool = False  # with move=False the alias stays put even when this is True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def promote_version(
+    client: Any,
+    model_name: str,
+    version: str,
+    *,
+    thresholds: dict[str, dict[str, Any]],
+    score: Any,
+    alias: str = "champion",
+    identity: TaskIdentity,
+    actor: dict[str, str] | None = None,
+    max_conflict_retries: int = 10,
+    lock_timeout: float = 600.0,
+    log: Any = None,
+    move: bool = True,
+) -> PromotionOutcome:
+    """Gate ``version`` against the current ``alias`` holder and move the alias if it passes.
+
+    ``score(version) -> metrics`` scores a version on the evaluation data (called once per version). The
+    alias moves under ``PromotionLock`` and only if it still points at the champion the challenger was
+    compared with; otherwise the challenger is compared again with the new champion, up to
+    ``max_conflict_retries`` times. The decision is recorded on the challenger version's tags with ``actor``
+    (default: ``identity.actor()``); a call from the same task (a retry: same ``identity.key``) returns that
+    recorded decision.
+
+    With ``move=False`` only the gate runs (for a human approval step before the move): the decision is
+    recorded as ``passed`` or ``rejected`` and the alias stays where it is.
+    """
+    validate_thresholds(thresholds)
+    actor = actor or identity.actor()
+    challenger = client.get_model_version(model_name, version)
+    earlier = _recorded_decision(challenger, identity)
+    if earlier is not None:
+        return earlier
+    scores: dict[str, dict[str, float]] = {}
+
+    def scored(v: str) -> dict[str, float]:
+        if v not in scores:
+            scores[v] = score(v)
+        return scores[v]
+
+    def outcome(
+        promoted: bool, reasons: list[str], champion: str | None, seq: int | None, note: str = "", passed: bool = False
+    ) -> PromotionOutcome:
+        return PromotionOutcome(
+            model_name=model_name,
+            version=str(version),
+            alias=alias,
+            promoted=promoted,
+            reasons=reasons,
+            challenger_metrics=scored(str(version)),
+            champion_metrics=scores.get(champion) if champion else None,
+            champion_version=champion,
+            history_seq=seq,
+            note=note,
+            gate_passed=promoted or passed,
+        )
+
+    for attempt in range(max_conflict_retries + 1):
+        champion = alias_version(client, model_name, alias)
+        if champion == str(version):
+            return outcome(True, [], None, None, note=f"already {alias}")
+        decision = evaluate_gate(
+            scored(str(version)), scored(champion) if champion else None, thresholds, champion_version=champion
+        )
+        if log is not None:
+            log.info("Gate for %s v%s (attempt %d):\n%s", model_name, version, attempt + 1, decision.summary())
+        if not decision.promote:
+            result = outcome(False, decision.reasons, champion, None)
+            _record_decision(client, result, thresholds, actor)
+            return result
+        if not move:
+            result = outcome(False, [], champion, None, note="gate passed; the alias moves after approval", passed=True)
+            _record_decision(client, result, thresholds, actor)
+            return result
+        try:
+            with PromotionLock(client, model_name, owner=identity.owner, timeout=lock_timeout):
+                entry = move_alias(
+                    client, model_name, alias, str(version), expected_from=champion,
+                    action="promote", reason=decision.summary()[:4000], actor=actor,
+                )  # fmt: skip
+        except PromotionConflictError as conflict:
+            if log is not None:
+                log.warning("%s Comparing again with the new champion.", conflict)
+            continue
+        result = outcome(True, [], champion, entry["seq"])
+        _record_decision(client, result, thresholds, actor)
+        return result
+    result = outcome(
+        False, [f"the {alias} alias moved {max_conflict_retries + 1} times while this promotion was deciding"],
+        None, None,
+    )  # fmt: skip
+    _record_decision(client, result, thresholds, actor)
+    return result
+
+
+def _record_decision(client: Any, result: PromotionOutcome, thresholds: dict, actor: dict[str, str]) -> None:
+    detail = {**result.to_dict(), "thresholds": thresholds, "time": utc_now()}
+    decision = "promoted" if result.promoted else "passed" if result.gate_passed else "rejected"
+    client.set_model_version_tag(result.model_name, result.version, tags.GATE_DECISION, decision)
+    client.set_model_version_tag(
+        result.model_name, result.version, tags.GATE_DETAIL, json.dumps(detail, default=str)[:5000]
+    )
+    client.set_model_version_tag(result.model_name, result.version, tags.GATE_BY, json.dumps(actor))
+
+
+def _recorded_decision(challenger: Any, identity: TaskIdentity) -> PromotionOutcome | None:
+    by = challenger.tags.get(tags.GATE_BY)
+    if not by or not identity.same_task(json.loads(by)):
+        return None
+    detail = json.loads(challenger.tags.get(tags.GATE_DETAIL, "{}"))
+    fields = {k: detail[k] for k in PromotionOutcome.__dataclass_fields__ if k in detail}
+    fields["replayed"] = True
+    return PromotionOutcome(**fields)
