@@ -15,7 +15,7 @@ def model_features(model: Any) -> list[str]:
     if features is None:
         raise ConfigurationError(
             "The model does not record its input columns (feature_names_in_); train it on a DataFrame, as "
-            "TrainModelOperator does."
+            "the provider's training step does."
         )
     return [str(f) for f in features]
 
