@@ -17,7 +17,7 @@ import os
 
 from airflow.sdk import DAG, Param
 
-from mlops_provider.operators.lifecycle import LifecycleSettings, lifecycle_task_group
+from mlops_provider.operators.lifecycle import CheckRunConfOperator, LifecycleSettings, lifecycle_task_group
 from mlops_provider.reference import START_DATE, reference_settings
 
 settings = reference_settings(os.path.dirname(__file__))
@@ -108,7 +108,7 @@ with DAG(
         ),  # fmt: skip
     },
 ) as dag:
-    lifecycle_task_group(
+    CheckRunConfOperator(task_id="check_conf") >> lifecycle_task_group(
         LifecycleSettings(
             dataset_uri="{{ params.dataset_uri }}",
             target_column="{{ params.target_column }}",

@@ -181,6 +181,23 @@ def test_lifecycle_rejects_bad_params_with_a_clear_error(airflow_db, reference_e
         dag.test(run_conf={"primary_metric": "speed"})
 
 
+def test_lifecycle_refuses_unknown_conf_keys_and_gate_metrics_before_training(airflow_db, reference_env):
+    env = reference_env
+    write_partitions(env["data"], start="2026-01-01", days=2, rows_per_day=300)
+    dag = load_dags()["mlops_lifecycle"]
+
+    typo = dag.test(run_conf={"dataset_uri": str(env["data"]), "model_name": env["model"], "target": "churned"})
+    assert states(typo)["check_conf"] == "failed" and states(typo)["lifecycle.train"] == "upstream_failed"
+
+    # rmse is no metric of a classifier: refused in train, before a run or a version exists.
+    wrong = dag.test(run_conf={"dataset_uri": str(env["data"]), "model_name": env["model"], "primary_metric": "rmse"})
+    assert states(wrong)["lifecycle.train"] == "failed"
+    assert versions(env["client"], env["model"]) == []
+    experiment = env["client"].get_experiment_by_name("mlops_lifecycle")
+    runs = env["client"].search_runs([experiment.experiment_id], f"tags.`airflow.run_id` = '{wrong.run_id}'") if experiment else []
+    assert runs == []
+
+
 def test_scheduled_retrain_runs_three_weeks_in_order(airflow_db, reference_env):
     env = reference_env
     write_partitions(env["data"], start="2026-01-04", days=21, rows_per_day=500)

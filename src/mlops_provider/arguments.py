@@ -30,6 +30,18 @@ def is_unset(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+def is_literal(value: Any) -> bool:
+    """True for a value written in the DAG file; False for a template or an XComArg (known only at run time)."""
+    return not (isinstance(value, str) and "{{" in value) and not hasattr(value, "resolve")
+
+
+def model_name(value: Any, name: str = "model_name") -> str:
+    """A registered model name (required), checked against the provider's naming rule."""
+    from mlops_provider.core.registry.names import check_model_name
+
+    return check_model_name(required_text(value, name))
+
+
 def has_value(value: Any) -> bool:
     """True unless unset or an empty list/tuple/dict: "there is something here to use"."""
     return not is_unset(value) and not (isinstance(value, (list, tuple, dict)) and not value)

@@ -27,6 +27,7 @@ from mlops_provider.core.errors import (
     DatasetError,
     DatasetNotFoundError,
     EmptyDatasetError,
+    ServiceUnreachableError,
     UnsupportedFormatError,
 )
 from mlops_provider.core.storage import put_bytes
@@ -194,7 +195,7 @@ def _list_local(location: DatasetLocation) -> list[_DataFile]:
 
 
 def _list_s3(location: DatasetLocation, s3_client: Any) -> list[_DataFile]:
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, PartialCredentialsError
 
     key = location.path
     try:
@@ -218,6 +219,16 @@ def _list_s3(location: DatasetLocation, s3_client: Any) -> list[_DataFile]:
                 if any(_is_ignored(part) for part in relative.split("/")) or item["Size"] == 0:
                     continue
                 files.append(_DataFile(item["Key"], relative.rpartition("/")[0], int(item["Size"])))
+    except (NoCredentialsError, PartialCredentialsError) as error:
+        raise DatasetError(
+            f"No AWS credentials to read {location.uri!r} ({error}); set the task's aws_conn_id to an 'aws' "
+            "connection with a key (or a role the worker can assume)."
+        ) from error
+    except EndpointConnectionError as error:
+        raise ServiceUnreachableError(
+            f"S3 did not answer for {location.uri!r} ({error}); check the aws connection's endpoint_url and the "
+            "network. The task's retries will try again."
+        ) from error
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
         if code == "NoSuchBucket":
@@ -276,7 +287,16 @@ def _read_bytes_frame(data: bytes | str, name: str, fmt: str, columns: list[str]
         return pq.read_table(source, columns=columns).to_pandas()
     compression = "gzip" if name.lower().endswith(".gz") else None
     source = io.BytesIO(data) if isinstance(data, bytes) else data
-    return pd.read_csv(source, usecols=columns, compression=compression)
+    frame = pd.read_csv(source, usecols=columns, compression=compression)
+    if len(frame.columns) == 1:
+        header = str(frame.columns[0])
+        other = next((sep for sep in (";", "\t", "|") if sep in header), None)
+        if other:
+            raise UnsupportedFormatError(
+                f"{name!r} reads as one column named {header[:80]!r}: its fields are separated by {other!r}, not "
+                "commas. Write the file comma-separated (or as parquet)."
+            )
+    return frame
 
 
 def _read_one(location: DatasetLocation, data_file: _DataFile, fmt: str, columns, s3_client) -> pd.DataFrame:

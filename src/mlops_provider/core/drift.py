@@ -73,6 +73,14 @@ class DriftSettings:
         overlap = set(self.numerical_columns) & set(self.categorical_columns)
         if overlap:
             raise DriftInputError(f"Columns {sorted(overlap)} are listed as both numerical and categorical; pick one.")
+        thresholds = {"num_threshold": self.num_threshold, "cat_threshold": self.cat_threshold}
+        thresholds.update({f"per_column_threshold[{c!r}]": t for c, t in self.per_column_threshold.items()})
+        for name, value in thresholds.items():
+            if not value > 0:
+                raise DriftInputError(
+                    f"{name}={value} can never raise the alarm; give a positive threshold (a p-value level such "
+                    f"as {DEFAULT_THRESHOLD}, or a distance for distance methods)."
+                )
 
     def method_for(self, column: str, column_type: str) -> tuple[str, float]:
         default_method = self.num_method if column_type == NUMERICAL else self.cat_method
@@ -141,12 +149,24 @@ def resolve_column_types(reference: pd.DataFrame, current: pd.DataFrame, setting
                     )
     else:
         excluded = set(settings.exclude_columns)
+        absent = [c for c in reference.columns if c not in current.columns and c not in excluded]
+        if absent:
+            raise DriftInputError(
+                f"The current data lacks the reference column(s) {absent[:20]}, so they cannot be tested; fix the "
+                "data that feeds this check, or list them in exclude_columns to test the rest."
+            )
         columns = [c for c in reference.columns if c in current.columns and c not in excluded]
         if not columns:
             raise DriftInputError(
                 f"The reference ({list(reference.columns)[:20]}) and current ({list(current.columns)[:20]}) data "
                 "share no columns to compare; check that both URIs point at the same kind of data."
             )
+    unknown = sorted((set(settings.per_column_method) | set(settings.per_column_threshold)) - set(columns))
+    if unknown:
+        raise DriftInputError(
+            f"per_column_method / per_column_threshold name {unknown}, which are not tested columns "
+            f"({columns[:20]}); fix the column names."
+        )
     types: dict[str, str] = {}
     for column in columns:
         ref, cur = reference[column], current[column]

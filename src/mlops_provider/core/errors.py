@@ -1,7 +1,13 @@
 """Exceptions raised by the lifecycle core.
 
 Each message names the input that is wrong and what to do about it, so that the Airflow task log
-is enough to fix a failed run.
+is enough to fix a failed run. The classes say what kind of problem it is, so that a retry policy can tell:
+
+* ``DataStateError``: the data is not (yet) where or as it should be (nothing at the URI, an empty
+  window). Another try later may find it: tasks retry these.
+* ``ServiceUnreachableError``: a server did not answer (S3, MLflow). Transient: tasks retry these.
+* every other ``MlopsError`` (``ConfigurationError``, ``TrainingDataError``, ...): the same input gives the
+  same error, so a retry cannot help. Tasks fail at once, without spending their retries.
 """
 
 from __future__ import annotations
@@ -10,16 +16,30 @@ from __future__ import annotations
 class MlopsError(ValueError):
     """Base class of every error this provider raises for bad input or configuration."""
 
+    retryable = False
+
+
+class DataStateError(MlopsError):
+    """The data is missing or not in the expected state (yet); retrying later may find it."""
+
+    retryable = True
+
+
+class ServiceUnreachableError(MlopsError):
+    """A service did not answer (connection refused, timed out, throttled); transient."""
+
+    retryable = True
+
 
 class DatasetError(MlopsError):
     """A dataset URI cannot be read or written as asked."""
 
 
-class DatasetNotFoundError(DatasetError, FileNotFoundError):
+class DatasetNotFoundError(DatasetError, DataStateError, FileNotFoundError):
     """Nothing exists at the dataset URI."""
 
 
-class EmptyDatasetError(DatasetError):
+class EmptyDatasetError(DatasetError, DataStateError):
     """The dataset exists but holds no rows (or no data files)."""
 
 

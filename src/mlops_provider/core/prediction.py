@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.core.errors import ConfigurationError
+from mlops_provider.core.errors import ConfigurationError, DatasetError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,7 +42,7 @@ def predict_frame(
     unknown = [c for c in keep if c not in frame.columns]
     if unknown:
         raise ConfigurationError(f"keep_columns names {unknown}, which {source} does not have.")
-    inputs = frame[features]
+    inputs = _numeric_inputs_as_numbers(model, frame[features], source)
     output = frame[keep].reset_index(drop=True)
     output[prediction_column] = pd.Series(model.predict(inputs)).reset_index(drop=True)
     if include_probabilities and hasattr(model, "predict_proba"):
@@ -50,3 +50,26 @@ def predict_frame(
         for index, label in enumerate(model.classes_):
             output[f"probability_{label}"] = probabilities[:, index]
     return output
+
+
+def _numeric_inputs_as_numbers(model: Any, inputs: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The inputs with every column the model reads as a number holding numbers; text there is an error that
+    names the column and the file (scikit-learn would only say "Cannot use median strategy")."""
+    import pandas as pd
+
+    preprocess = getattr(model, "named_steps", {}).get("preprocess")
+    numeric = [c for name, _, columns in getattr(preprocess, "transformers_", []) if name == "numeric" for c in columns]
+    fixed = {}
+    for column in numeric:
+        values = inputs[column]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            continue
+        parsed = pd.to_numeric(values, errors="coerce")
+        stray = values[parsed.isna() & values.notna()]
+        if len(stray):
+            raise DatasetError(
+                f"{source}: column {column!r} was numeric when the model was trained but holds text such as "
+                f"{sorted({str(v) for v in stray.iloc[:1000]})[:3]} ({len(stray)} rows); fix or null those values."
+            )
+        fixed[column] = parsed
+    return inputs.assign(**fixed) if fixed else inputs

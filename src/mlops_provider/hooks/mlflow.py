@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 
 ARTIFACT_URI_PREFIXES = ("runs:/", "models:/", "mlflow-artifacts:")
+MISSING_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
 
 
 class MlflowHook(BaseHook):
@@ -174,9 +175,40 @@ class MlflowHook(BaseHook):
         try:
             return self.get_conn().get_model_version_by_alias(model_name, alias)
         except MlflowException as error:
-            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            if error.error_code in MISSING_CODES:
                 return None
             raise
+
+    def get_model_version(self, model_name: str, version: str) -> Any:
+        """The ``ModelVersion``; a missing model or version is a ConfigurationError that says which."""
+        from mlflow.exceptions import MlflowException
+
+        self.get_registered_model(model_name)
+        try:
+            return self.get_conn().get_model_version(model_name, str(version))
+        except MlflowException as error:
+            if error.error_code not in MISSING_CODES:
+                raise
+            versions = self.get_conn().search_model_versions(f"name = '{model_name}'", max_results=1000)
+            newest = sorted((int(v.version) for v in versions), reverse=True)[:5]
+            raise ConfigurationError(
+                f"{model_name!r} has no version {version!r} in the registry (newest: {newest or 'none'}); pass a "
+                "version of this model, e.g. the training task's output['version']."
+            ) from None
+
+    def get_registered_model(self, model_name: str) -> Any:
+        """The ``RegisteredModel``; a name that is not registered is a ConfigurationError."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.get_conn().get_registered_model(model_name)
+        except MlflowException as error:
+            if error.error_code not in MISSING_CODES:
+                raise
+            raise ConfigurationError(
+                f"{model_name!r} is not a registered model in MLflow at {self.settings.safe_tracking_uri}; check "
+                "model_name (and mlflow_conn_id), or train it first."
+            ) from None
 
     def download_artifact(self, artifact_uri: str, dst_path: str) -> str:
         """Download ``runs:/...``, ``models:/...`` or ``mlflow-artifacts:/...`` content to ``dst_path``."""

@@ -129,6 +129,8 @@ class DriftCheck(MlflowHookMixin, DatasetHookMixin):
         self.on_drift = on_drift
         self.reports_uri = reports_uri
         self.log_to_mlflow = log_to_mlflow
+        if all(arguments.is_literal(getattr(self, name)) for name in self.template_fields):
+            self.drift_settings()  # literal settings are checked when the DAG is parsed
 
     def drift_settings(self) -> drift_core.DriftSettings:
         per_column_threshold = arguments.optional_dict(self.per_column_threshold, "per_column_threshold") or {}
@@ -152,6 +154,8 @@ class DriftCheck(MlflowHookMixin, DatasetHookMixin):
         """The reference frame, a description of where it came from, and the champion version (if used)."""
         champion = None
         reference_uri = arguments.optional_text(self.reference_uri, "reference_uri")
+        if self.model_name and reference_uri:
+            self.mlflow_hook.get_registered_model(self.model_name)  # a misspelt name would raise events nobody hears
         if self.model_name and (not reference_uri or self.log_to_mlflow):
             champion = self.mlflow_hook.get_version_by_alias(self.model_name, self.champion_alias)
         if reference_uri:
@@ -181,6 +185,8 @@ class DriftCheck(MlflowHookMixin, DatasetHookMixin):
         """Run the check on ``current_uri``; None when that window is empty (nothing to judge)."""
         storage = self.dataset_hook
         settings = self.drift_settings()  # bad settings fail before any data is read
+        model_name = arguments.optional_text(self.model_name, "model_name")
+        self.model_name = arguments.model_name(model_name) if model_name else None
         current = storage.read(current_uri, allow_empty=True)
         if current.empty:
             return None

@@ -13,7 +13,9 @@ or, to slice each run's own data interval at run time::
     MaterializeFeaturesOperator.partial(task_id="materialize", repo_path=REPO)
         .expand_kwargs(slice_data_interval(slices=4))
 
-Slices may run in any order and in parallel: the online store keeps the newest value per entity.
+Windows are half-open, ``[start, end)``, like Airflow's data intervals: a row stamped exactly at the end
+belongs to the next window, so slices and consecutive runs tile time with no gap and no overlap. Slices may
+run in any order and in parallel: the online store keeps the newest value per entity.
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ def materialization_slices(
     slice_length: timedelta | None = None,
 ) -> list[dict[str, str]]:
     """Keyword arguments for ``MaterializeFeaturesOperator.partial(...).expand_kwargs(...)``: one
-    ``{"window_start", "window_end"}`` dict (ISO 8601 strings) per slice of ``window_start .. window_end``,
-    cut into ``slices`` equal parts or parts of ``slice_length``. For a window known when the DAG is written;
+    ``{"window_start", "window_end"}`` dict (ISO 8601 strings) per slice of ``[window_start, window_end)``,
+    cut into ``slices`` equal parts or parts of ``slice_length``; each slice ends where the next begins, so a
+    row stamped on a boundary is written by the later slice only. For a window known when the DAG is written;
     use ``slice_data_interval`` to slice each run's data interval."""
     window = resolve_window(window_start, window_end)
     return [part.to_dict() for part in split_window(window, slices=slices, slice_length=slice_length)]
@@ -83,9 +86,11 @@ class MaterializeFeaturesOperator(FeastHookMixin):
     """Load one window of feature values from the offline store into the online store, backfill-safely.
 
     The window is the task's data interval unless ``window_start``/``window_end`` (templated, datetimes or
-    ISO 8601 strings) say otherwise. A stored online value is only ever replaced by one with an equal or newer
-    event timestamp, so windows may run in any order (backfills, catch-up, cleared tasks, parallel slices)
-    and the online store still ends with the newest value per entity; rerunning a window leaves it identical.
+    ISO 8601 strings) say otherwise. It is half-open, ``[window_start, window_end)``, like Airflow's data
+    intervals: a row stamped exactly at ``window_end`` is left to the next window (Feast alone would include
+    it). A stored online value is only ever replaced by one with an equal or newer event timestamp, so
+    windows may run in any order (backfills, catch-up, cleared tasks, parallel slices) and the online store
+    still ends with the newest value per entity; rerunning a window leaves it identical.
     The log says how this was ensured for the configured online store and how many values were kept out.
     The window is recorded once in the registry's materialisation intervals (what FeatureFreshnessSensor reads).
     Returns ``{window_start, window_end, online_store, guard, atomic, feature_views, values_written,
@@ -93,7 +98,8 @@ class MaterializeFeaturesOperator(FeastHookMixin):
 
     :param feature_views: names of the feature views to materialise (default: every online feature view).
     :param window_start: start of the window (default: ``data_interval_start``); included.
-    :param window_end: end of the window (default: ``data_interval_end``); included, as Feast reads it.
+    :param window_end: end of the window (default: ``data_interval_end``); excluded: a row stamped exactly
+        then is written by the window that starts there.
 
     Connection arguments: see ``FeastHookMixin``.
     """

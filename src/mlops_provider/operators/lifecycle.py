@@ -34,7 +34,9 @@ from typing import TYPE_CHECKING, Any, TypedDict, cast
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
 from mlops_provider import arguments
+from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.core.tracking import mlops_home
+from mlops_provider.operators.mixins import ResultOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context, TaskGroup
@@ -179,6 +181,7 @@ def lifecycle_task_group(settings: LifecycleSettings, *, group_id: str = "lifecy
             experiment_name=s.experiment_name,
             champion_alias=s.alias,
             skip_if_unchanged=s.skip_if_unchanged,
+            gate_metrics=list(s.thresholds) if isinstance(s.thresholds, dict) else s.primary_metric,
             **connections,
         )
         gate = EvaluateChallengerOperator(task_id="gate", version=_output(train, "version"), **gate_settings)
@@ -234,3 +237,29 @@ class PromotionApprovalOperator(ApprovalOperator):
         self.log.info("No approval required for this run (require_approval=%s): promoting without asking.",
                       self.required)  # fmt: skip
         return {"chosen_options": [self.APPROVE], "params_input": {}, "responded_at": None, "responded_by_user": None}
+
+
+class CheckRunConfOperator(ResultOperator):
+    """Refuse a run whose conf names keys the DAG has no param for (a typo such as ``target`` for
+    ``target_column`` would otherwise run on the defaults). Put it first in a DAG triggered with conf.
+    Returns ``{conf_keys}``."""
+
+    ui_color = "#eeeeee"
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import difflib
+
+        dag_run = context.get("dag_run")
+        conf = dict(getattr(dag_run, "conf", None) or {})
+        # The DAG's declared params: the context's params also hold every conf key, known or not.
+        known = sorted(self.dag.params.keys()) if self.has_dag() else []
+        unknown = sorted(key for key in conf if key not in known)
+        if unknown:
+            hints = [
+                f"{key!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(key, known, n=1)) else repr(key)
+                for key in unknown
+            ]  # fmt: skip
+            raise ConfigurationError(
+                f"The run's conf names {', '.join(hints)}, which this DAG has no param for; use its params: {known}."
+            )
+        return {"conf_keys": sorted(conf)}

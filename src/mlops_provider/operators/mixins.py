@@ -8,20 +8,28 @@ fields: list ``*MLFLOW_FIELDS`` (etc.) in the operator's ``template_fields``.
 
 The mixins are ``BaseOperator`` subclasses so that ``default_args`` and ``.partial()`` see their arguments.
 Every operator of the provider returns a small dict and also pushes each of its keys as its own XCom
-(``multiple_outputs``), so a downstream task takes a value with ``train.output["version"]``.
+(``multiple_outputs``), so a downstream task takes a value with ``train.output["version"]``, and fails at
+once, without spending retries, on an error that a retry cannot fix (see ``core.errors``).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.configuration import conf
 from airflow.sdk import BaseOperator
 
+from mlops_provider.core.errors import MlopsError
 from mlops_provider.hooks.datasets import DatasetHook
 from mlops_provider.hooks.feast import FeastHook
 from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.links.base import PersistedUrlLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 MLFLOW_FIELDS: tuple[str, ...] = ("mlflow_conn_id",)
 DATASET_FIELDS: tuple[str, ...] = ("aws_conn_id",)
@@ -33,12 +41,63 @@ def default_deferrable() -> bool:
     return conf.getboolean("operators", "default_deferrable", fallback=False)
 
 
+TASK_METHODS = ("execute", "poke", "execute_complete")
+
+
+_FAIL_FAST_CLASSES: dict[type, type[Exception]] = {}
+
+
+def _fail_fast_class(error_class: type[MlopsError]) -> type[Exception]:
+    """``error_class`` that is also Airflow's ``AirflowFailException``: the task fails without a retry, and
+    ``except ConfigurationError`` still catches it."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if error_class not in _FAIL_FAST_CLASSES:
+        namespace = {"__module__": error_class.__module__, "__doc__": error_class.__doc__}
+        _FAIL_FAST_CLASSES[error_class] = type(error_class.__name__, (error_class, AirflowFailException), namespace)
+    return _FAIL_FAST_CLASSES[error_class]
+
+
+def fail_fast_on_permanent_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Re-raise a provider error that no retry can fix (``retryable`` False) as one that skips the retries."""
+
+    @functools.wraps(method)
+    def run(self: BaseOperator, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except MlopsError as error:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            if error.retryable or isinstance(error, AirflowFailException):
+                raise
+            raise _fail_fast_class(type(error))(*error.args).with_traceback(error.__traceback__) from None
+
+    run.fails_fast = True  # type: ignore[attr-defined]
+    return run
+
+
 class ResultOperator(BaseOperator):
-    """Base of the provider's operators: the returned dict's keys are XComs too (``op.output["key"]``)."""
+    """Base of the provider's operators: the returned dict's keys are XComs too (``op.output["key"]``), and
+    an error no retry can fix fails the task at once."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in TASK_METHODS:
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "fails_fast", False):
+                setattr(cls, name, fail_fast_on_permanent_errors(method))
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
+
+    def pre_execute(self, context: Context) -> None:
+        # Every link's URL exists from the start (empty until the task stores it): Airflow reads each link
+        # when the task ends, and a failed task's missing link would log an error of its own.
+        for link in self.operator_extra_links:
+            if isinstance(link, PersistedUrlLink):
+                link.persist(context, None)
+        super().pre_execute(context)
 
 
 class MlflowHookMixin(ResultOperator):

@@ -55,9 +55,12 @@ class BatchPredictOperator(MlflowHookMixin, DatasetHookMixin):
         from mlops_provider.core.prediction import predict_frame
         from mlops_provider.core.registry import alias_version
 
-        model_name = arguments.required_text(self.model_name, "model_name")
+        model_name = arguments.model_name(self.model_name)
         version = arguments.optional_text(self.version, "version")
-        if version is None:
+        if version is not None:
+            self.mlflow_hook.get_model_version(model_name, version)  # a missing one fails before any read
+        else:
+            self.mlflow_hook.get_registered_model(model_name)
             version = alias_version(self.mlflow_hook.get_conn(), model_name, self.alias)
             if version is None:
                 raise ConfigurationError(

@@ -111,12 +111,14 @@ class ChallengerGateBase(MlflowHookMixin, DatasetHookMixin):
         lock_timeout: float = 600.0,
         **kwargs: Any,
     ) -> None:
-        from mlops_provider.core.registry import validate_thresholds
+        from mlops_provider.core.registry import check_scored_metrics, validate_thresholds
 
         if on_reject not in ON_REJECT:
             raise ConfigurationError(f"on_reject={on_reject!r} is not one of {ON_REJECT}.")
-        if isinstance(thresholds, dict):
-            validate_thresholds(thresholds)  # a literal gate is checked when the DAG is parsed
+        if isinstance(thresholds, dict):  # a literal gate is checked when the DAG is parsed
+            check_scored_metrics(validate_thresholds(thresholds))
+        if arguments.is_literal(model_name):
+            arguments.model_name(model_name)
         super().__init__(**kwargs)
         self.model_name = model_name
         self.version = version
@@ -134,16 +136,17 @@ class ChallengerGateBase(MlflowHookMixin, DatasetHookMixin):
         return None
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_provider.core.registry import promote_version
+        from mlops_provider.core.registry import check_scored_metrics, promote_version
 
-        model_name = arguments.required_text(self.model_name, "model_name")
+        model_name = arguments.model_name(self.model_name)
         version = arguments.optional_text(self.version, "version")
         if version is None:
             raise ConfigurationError(
                 f"No challenger version given for {model_name!r}; pass version (from the training task)."
             )
-        challenger = _model_version(self.mlflow_hook.get_conn(), model_name, version)
+        challenger = self.mlflow_hook.get_model_version(model_name, version)
         thresholds = self._thresholds(challenger)
+        check_scored_metrics(thresholds, challenger.tags.get(tags.TASK_TYPE))  # before anything is scored
         frame, target, task_type = self._evaluation_data(challenger)
         identity = task_identity(context)
         outcome = promote_version(
@@ -283,18 +286,6 @@ class PromoteModelOperator(ChallengerGateBase):
         return outcome.to_dict()
 
 
-def _model_version(client: Any, model_name: str, version: str) -> Any:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version(model_name, version)
-    except MlflowException as error:
-        raise ConfigurationError(
-            f"{model_name!r} has no version {version!r} in the registry ({error.error_code}); check model_name "
-            "and the version passed from the training task."
-        ) from error
-
-
 class RollbackModelOperator(MlflowHookMixin):
     """Move ``model_name@alias`` back to the version it pointed at before, or to ``to_version``.
 
@@ -328,6 +319,11 @@ class RollbackModelOperator(MlflowHookMixin):
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.core.registry import PromotionLock, alias_version, find_own_move, move_alias, read_history
 
+        self.model_name = arguments.model_name(self.model_name)
+        self.mlflow_hook.get_registered_model(self.model_name)  # before the lock: no lock for a missing model
+        target_version = arguments.optional_text(self.to_version, "to_version")
+        if target_version is not None:
+            self.mlflow_hook.get_model_version(self.model_name, target_version)
         client = self.mlflow_hook.get_conn()
         identity = task_identity(context)
         with PromotionLock(client, self.model_name, owner=identity.owner, timeout=self.lock_timeout):

@@ -47,6 +47,8 @@ class TrainModelOperator(MlflowHookMixin, DatasetHookMixin):
     :param random_state: seed of the split and of every ``random_state`` the estimator leaves unset.
     :param reference_sample_rows: at most this many training rows are stored as the reference sample for
         drift checks (default 50,000).
+    :param gate_metrics: the metrics the gate after this task will compare (templated list); a metric the
+        model's task type is not scored on (``rmse`` for a classifier) fails here, before anything is trained.
     :param pip_requirements: requirements recorded with the model; default: pinned numpy, pandas,
         scikit-learn, scipy and skops when the model holds only their objects, else MLflow's inference.
     :param aws_conn_id: the ``aws`` connection for ``s3://`` data.
@@ -69,6 +71,7 @@ class TrainModelOperator(MlflowHookMixin, DatasetHookMixin):
         "model_name",
         "experiment_name",
         "champion_alias",
+        "gate_metrics",
         *MLFLOW_FIELDS,
         *DATASET_FIELDS,
     )
@@ -95,11 +98,14 @@ class TrainModelOperator(MlflowHookMixin, DatasetHookMixin):
         random_state: int = 42,
         reference_sample_rows: int = 50_000,
         pip_requirements: list[str] | None = None,
+        gate_metrics: list[str] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if not model_name:
             raise ConfigurationError("model_name is empty; name the registered model that receives the versions.")
+        if arguments.is_literal(model_name):
+            arguments.model_name(model_name)  # a bad name fails when the DAG is parsed
         if isinstance(test_size, bool) or not isinstance(test_size, (int, float)) or not 0 < test_size < 1:
             raise ConfigurationError(f"test_size={test_size!r} must be a fraction between 0 and 1 (e.g. 0.2).")
         if (
@@ -124,6 +130,7 @@ class TrainModelOperator(MlflowHookMixin, DatasetHookMixin):
         self.random_state = random_state
         self.reference_sample_rows = reference_sample_rows
         self.pip_requirements = pip_requirements
+        self.gate_metrics = gate_metrics
 
     def training_config(self) -> Any:
         """The rendered arguments as a ``core.training.TrainingConfig`` (strings from templates parsed)."""
@@ -147,7 +154,7 @@ class TrainModelOperator(MlflowHookMixin, DatasetHookMixin):
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.core import training as core
 
-        self.model_name = arguments.required_text(self.model_name, "model_name")
+        self.model_name = arguments.model_name(self.model_name)
         self.dataset_uri = arguments.required_text(self.dataset_uri, "dataset_uri")
         self.experiment_name = arguments.optional_text(self.experiment_name, "experiment_name")
         config = self.training_config()
@@ -176,6 +183,11 @@ class TrainModelOperator(MlflowHookMixin, DatasetHookMixin):
 
         frame = self.dataset_hook.read(self.dataset_uri)
         prepared = core.prepare_training(frame, config)
+        gate_metrics = arguments.optional_list(self.gate_metrics, "gate_metrics")
+        if gate_metrics:
+            from mlops_provider.core.registry import check_scored_metrics
+
+            check_scored_metrics(dict.fromkeys(gate_metrics, {}), prepared.task_type)
         self.log.info(
             "Training data %s: %d rows, %s task, features %s; data fingerprint %s.",
             self.dataset_uri, prepared.rows, prepared.task_type, prepared.features, prepared.data_fingerprint,

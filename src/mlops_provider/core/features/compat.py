@@ -20,7 +20,7 @@ import contextlib
 import functools
 import re
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
@@ -111,8 +111,35 @@ def foreign_batch_engine(provider: Any) -> str | None:
 
 
 @_checked
+def offline_read_end(config: Any, end: datetime) -> datetime:
+    """The ``end_date`` to hand Feast so that its offline read stops just before ``end``.
+
+    Feast's offline reads for materialisation include both ``start_date`` and ``end_date``: the file (Dask)
+    store filters with ``Series.between(start_date, end_date, inclusive="both")``
+    (``feast/infra/offline_stores/dask.py``, ``evaluate_offline_job``), the SQL stores with ``BETWEEN``
+    (``offline_utils.get_timestamp_filter_sql``; PostgreSQL's ``pull_latest_from_table_or_query`` too), the
+    DuckDB/ibis store with ``>=`` and ``<=``. Half-open windows ``[start, end)`` therefore pass the last
+    instant before ``end`` that the store can tell apart from it: the file store compares pandas
+    timestamps, which keep nanoseconds (parquet ``timestamp[ns]``), so ``end - 1 ns`` as a
+    ``pandas.Timestamp``; every other store gets a ``datetime``, ``end - 1 µs`` (Python's precision;
+    PostgreSQL's ``timestamptz`` holds microseconds and rounds a literal to the nearest one, so ``end - 1 ns``
+    would read as ``end`` again and put its rows back in). A row stamped less than a
+    microsecond before ``end`` in such a store's finer-grained column would fall between the two windows.
+    """
+    offline_type = getattr(getattr(config, "offline_store", None), "type", None)
+    if offline_type in ("file", "dask"):
+        import pandas as pd
+
+        return pd.Timestamp(end) - pd.Timedelta(1, unit="ns")
+    return end - timedelta(microseconds=1)
+
+
+@_checked
 def materialize_view(provider: Any, store: Any, view: Any, start: datetime, end: datetime, progress: Any) -> None:
-    """Feast's per-view materialisation: offline read, newest row per entity, conversion, online write."""
+    """Feast's per-view materialisation: offline read, newest row per entity, conversion, online write.
+
+    ``start`` and ``end`` go to Feast's offline read as they are, and Feast includes both: pass
+    ``offline_read_end(config, window.end)`` as ``end`` for a half-open window."""
     provider.materialize_single_feature_view(
         config=store.config,
         feature_view=view,

@@ -1,4 +1,10 @@
-"""Freshness: whether the materialisation intervals recorded in the registry reach a point in time."""
+"""Freshness: whether the materialisation intervals recorded in the registry reach a point in time.
+
+Recorded intervals are the materialised windows, half-open ``[start, end)``: a view materialised up to
+``end`` holds every row stamped before ``end``, and the row stamped exactly at ``end`` comes with the next
+window. So ``[a, b)`` and ``[b, c)`` cover ``[a, c)`` with no gap, and a view is fresh until ``t`` once an
+interval ends at or after ``t``.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,8 @@ if TYPE_CHECKING:
 
 
 def merge_intervals(intervals: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    """Union of intervals; touching or overlapping ones merge (slices share their boundaries)."""
+    """Union of half-open intervals; touching (``[a, b)`` then ``[b, c)``: consecutive windows or slices) or
+    overlapping ones merge."""
     merged: list[tuple[datetime, datetime]] = []
     for start, end in sorted((to_utc(s, name="interval start"), to_utc(e, name="interval end")) for s, e in intervals):
         if merged and start <= merged[-1][1]:
@@ -79,8 +86,9 @@ def assess_view_freshness(
     fresh_until: datetime,
     covered_since: datetime | None = None,
 ) -> ViewFreshness:
-    """Fresh when the newest materialised interval reaches ``fresh_until``; with ``covered_since``, the
-    materialised intervals must also cover ``covered_since .. fresh_until`` without a gap."""
+    """Fresh when the newest materialised interval reaches ``fresh_until`` (every row stamped before it is
+    materialised); with ``covered_since``, the materialised intervals must also cover
+    ``[covered_since, fresh_until)`` without a gap."""
     merged = merge_intervals(intervals)
     if not merged:
         return ViewFreshness(name, False, None, None, 0, "never materialised")

@@ -84,9 +84,14 @@ class MaterializationResult:
         return sum(view.values_kept_out for view in self.views)
 
     def summary(self) -> str:
+        if self.window.empty:
+            return (
+                f"The window {self.window} is empty (a half-open window holds no instant when it starts where it "
+                f"ends): nothing was read, written or recorded for {len(self.views)} feature view(s)."
+            )
         lines = [
-            f"Materialised {len(self.views)} feature view(s) for {self.window} into the {self.online_store} "
-            f"online store in {self.seconds:.1f} s.",
+            f"Materialised {len(self.views)} feature view(s) for {self.window} (rows stamped at or after its "
+            f"start and before its end) into the {self.online_store} online store in {self.seconds:.1f} s.",
             f"Backfill safety: {self.guard} ({self.guard_description}).",
         ]
         for view in self.views:
@@ -138,6 +143,12 @@ def materialize_window(
     """Materialise ``window`` of ``feature_views`` (default: every online view) without ever replacing a
     newer online value by an older one, and record the interval in the registry once.
 
+    The window is half-open, ``[start, end)``: a row stamped exactly at ``start`` is written, one stamped
+    exactly at ``end`` is not (the next window writes it). Feast's offline read includes its end, so it is
+    handed the last instant before ``end`` (``compat.offline_read_end``); the registry records the window
+    itself, ``start`` .. ``end``, so consecutive windows' intervals touch and merge. An empty window
+    (``start == end``) reads, writes and records nothing.
+
     Uses Feast's own per-view materialisation (offline read, dedup to the newest row per entity in the
     window, conversion) with the online write step replaced by ``write_guard_for``'s guard.
     """
@@ -168,11 +179,15 @@ def materialize_window(
         guard_description=guard.description,
         atomic=guard.atomic,
     )
+    if window.empty:
+        result.views = [ViewMaterialization(view.name, 0, 0, 0, 0, False, 0.0) for view in views]
+        return result
+    read_end = compat.offline_read_end(store.config, window.end)  # Feast includes it: the last instant before end
     started = time.perf_counter()
     with guard.installed():
         for view in views:
             view_started = time.perf_counter()
-            compat.materialize_view(provider, store, view, window.start, window.end, _silent_progress)
+            compat.materialize_view(provider, store, view, window.start, read_end, _silent_progress)
             recorded = record_materialization(store, view.name, window)
             stats = guard.stats.get(view.name, WriteStats())
             result.views.append(

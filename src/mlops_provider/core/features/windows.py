@@ -1,5 +1,9 @@
 """Materialisation windows: parse, default and slice the time ranges that materialisation reads.
 
+Windows are half-open, like Airflow's data intervals: ``[start, end)`` holds the rows stamped at or after
+``start`` and before ``end``; a row stamped exactly at ``end`` belongs to the next window. Consecutive
+windows (a schedule's runs, the slices of a backfill) therefore tile time with no gap and no overlap.
+
 Plain datetime arithmetic, no Feast: the operators import ``resolve_window`` at DAG parse time.
 """
 
@@ -14,16 +18,26 @@ from mlops_provider.core.errors import MaterializationWindowError
 
 @dataclass(frozen=True)
 class MaterializationWindow:
-    """A time range of event timestamps, ``start`` and ``end`` both included (as Feast reads them)."""
+    """A half-open time range of event timestamps, ``[start, end)``: ``start`` included, ``end`` excluded
+    (like Airflow's data intervals). ``start == end`` is the empty window."""
 
     start: datetime
     end: datetime
+
+    @property
+    def empty(self) -> bool:
+        """True when no instant lies in the window (``start == end``)."""
+        return self.end <= self.start
+
+    def contains(self, moment: datetime) -> bool:
+        """Whether a row stamped at ``moment`` (aware, or naive UTC) belongs to this window."""
+        return self.start <= to_utc(moment, name="moment") < self.end
 
     def to_dict(self) -> dict[str, str]:
         return {"window_start": self.start.isoformat(), "window_end": self.end.isoformat()}
 
     def __str__(self) -> str:
-        return f"{self.start.isoformat()} .. {self.end.isoformat()}"
+        return f"[{self.start.isoformat()}, {self.end.isoformat()})"
 
 
 def to_utc(value: Any, *, name: str) -> datetime:
@@ -62,7 +76,8 @@ def resolve_window(
     default_start: Any = None,
     default_end: Any = None,
 ) -> MaterializationWindow:
-    """The window to materialise: explicit bounds when given, else the defaults (a task's data interval)."""
+    """The window to materialise, ``[start, end)``: explicit bounds when given, else the defaults (a task's
+    data interval, which Airflow defines the same way). Explicit equal bounds give the empty window."""
     start_value = window_start if window_start not in (None, "") else default_start
     end_value = window_end if window_end not in (None, "") else default_end
     if start_value is None or end_value is None:
@@ -96,8 +111,9 @@ def split_window(
     slice_length: timedelta | None = None,
 ) -> list[MaterializationWindow]:
     """Cut ``window`` into consecutive slices: ``slices`` equal parts, or parts of ``slice_length`` (the last
-    one shorter). Neighbouring slices share their boundary instant; Feast includes both ends of a window, so
-    a row stamped exactly on a boundary is written by both slices, with the same value."""
+    one shorter). The slices tile ``[start, end)`` exactly: each one ends where the next begins, and as
+    windows are half-open a row stamped exactly on a boundary belongs to the later slice only (every row of
+    the window to exactly one slice). Bounds are whole microseconds (``datetime`` precision)."""
     if (slices is None) == (slice_length is None):
         raise MaterializationWindowError("Give exactly one of slices (a count) or slice_length (a timedelta).")
     span = window.end - window.start

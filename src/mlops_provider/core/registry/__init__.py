@@ -16,8 +16,11 @@ MLflow moves an alias atomically but offers no compare-and-set and keeps no alia
 
 from mlops_provider.core.registry.gate import (
     DEFAULT_PRIMARY_METRIC,
+    METRIC_RANGES,
+    SCORED_METRICS,
     GateCheck,
     GateDecision,
+    check_scored_metrics,
     evaluate_gate,
     greater_is_better,
     primary_metric_gate,
@@ -32,10 +35,15 @@ from mlops_provider.core.registry.history import (
     utc_now,
 )
 from mlops_provider.core.registry.lock import LOCK_SUFFIX, PromotionConflictError, PromotionLock
+from mlops_provider.core.registry.names import check_model_name
 from mlops_provider.core.registry.promotion import PromotionOutcome, promote_version
 
 __all__ = [
     "DEFAULT_PRIMARY_METRIC",
+    "METRIC_RANGES",
+    "SCORED_METRICS",
+    "check_model_name",
+    "check_scored_metrics",
     "LOCK_SUFFIX",
     "GateCheck",
     "GateDecision",

@@ -12,6 +12,21 @@ LOWER_IS_BETTER = {"rmse", "mae", "mse", "log_loss", "mape", "max_error", "brier
 VALUE_KEYS = {"min", "max"}
 CHANGE_KEYS = {"min_absolute_change", "min_relative_change"}
 ALLOWED_KEYS = VALUE_KEYS | CHANGE_KEYS | {"greater_is_better"}
+# What the provider scores a model on (training's holdout metrics, the gate's re-scoring), per task type.
+SCORED_METRICS = {
+    "classification": ("accuracy", "f1_macro", "roc_auc", "log_loss"),
+    "regression": ("rmse", "mae", "r2"),
+}
+# The values a metric can take: a min below the range (or a max above it) passes every model.
+METRIC_RANGES = {
+    "accuracy": (0.0, 1.0),
+    "f1_macro": (0.0, 1.0),
+    "roc_auc": (0.0, 1.0),
+    "log_loss": (0.0, math.inf),
+    "rmse": (0.0, math.inf),
+    "mae": (0.0, math.inf),
+    "r2": (-math.inf, 1.0),
+}
 
 
 @dataclass(frozen=True)
@@ -96,7 +111,30 @@ def validate_thresholds(thresholds: dict[str, dict[str, Any]] | None) -> dict[st
         for key in set(rules) - {"greater_is_better"}:
             if not isinstance(rules[key], (int, float)) or isinstance(rules[key], bool) or math.isnan(rules[key]):
                 raise ConfigurationError(f"thresholds[{metric!r}][{key!r}] must be a number, got {rules[key]!r}.")
+        _check_range(metric, rules)
     return thresholds
+
+
+def _check_range(metric: str, rules: dict[str, Any]) -> None:
+    low, high = METRIC_RANGES.get(metric.lower(), (-math.inf, math.inf))
+    for key in sorted(VALUE_KEYS & set(rules)):
+        value = rules[key]
+        if low <= value <= high:
+            continue
+        always_passes = value < low if key == "min" else value > high
+        raise ConfigurationError(
+            f"thresholds[{metric!r}][{key!r}] = {value} is outside the range of {metric} [{low:g}, {high:g}], so "
+            f"it {'passes' if always_passes else 'rejects'} every model; give a bound inside the range."
+        )
+
+
+def check_scored_metrics(thresholds: dict[str, dict[str, Any]], task_type: str | None = None) -> None:
+    """Refuse gate metrics the provider does not score (for ``task_type``, or for any task type)."""
+    known = SCORED_METRICS.get(task_type or "") or tuple(m for ms in SCORED_METRICS.values() for m in ms)
+    unknown = sorted(m for m in thresholds if m not in known)
+    if unknown:
+        kind = f"a {task_type} model" if task_type in SCORED_METRICS else "a model"
+        raise ConfigurationError(f"The gate names {unknown}, which {kind} is not scored on; use {list(known)}.")
 
 
 def evaluate_gate(

@@ -92,7 +92,17 @@ def promote_version(
     for attempt in range(max_conflict_retries + 1):
         champion = alias_version(client, model_name, alias)
         if champion == str(version):
-            return outcome(True, [], None, None, note=f"already {alias}")
+            # Nothing to move, but the version is still held to the value thresholds (min/max).
+            itself = evaluate_gate(scored(str(version)), None, thresholds, champion_version=None)
+            if itself.promote:
+                return outcome(True, [], None, None, note=f"already {alias}")
+            result = outcome(
+                False, itself.reasons, None, None,
+                note=f"already {alias}, and it fails the gate: it stays {alias} until another version replaces it "
+                "(RollbackModelOperator or a better challenger)",
+            )  # fmt: skip
+            _record_decision(client, result, thresholds, actor)
+            return result
         decision = evaluate_gate(
             scored(str(version)), scored(champion) if champion else None, thresholds, champion_version=champion
         )

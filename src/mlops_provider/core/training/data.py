@@ -53,6 +53,7 @@ def prepare_training(frame: pd.DataFrame, config: TrainingConfig) -> PreparedTra
             )
     features = _feature_columns(frame, config)
     numeric, categorical = _split_feature_types(frame, features)
+    _check_feature_values(frame, features, categorical)
 
     y = frame[target]
     nulls = int(y.isna().sum())
@@ -167,6 +168,33 @@ def _split_feature_types(frame: pd.DataFrame, features: list[str]) -> tuple[list
     ]
     categorical = [c for c in features if c not in numeric]
     return numeric, categorical
+
+
+def _check_feature_values(frame: pd.DataFrame, features: list[str], categorical: list[str]) -> None:
+    """Refuse features a model would silently misread: all-null columns, numbers with stray text."""
+    empty = [c for c in features if not frame[c].notna().any()]
+    if empty:
+        raise TrainingDataError(
+            f"The feature column(s) {_listing(empty)} hold no values (null in all {len(frame)} rows); fix the data "
+            "or leave them out (feature_columns, or id_columns to keep them out of the default features)."
+        )
+    for column in categorical:
+        values = frame[column].dropna()
+        if not len(values) or pd.api.types.is_bool_dtype(values):
+            continue
+        # A look at a few values first: text columns (plans, countries) stop here at almost no cost.
+        head = pd.to_numeric(values.iloc[:200], errors="coerce")
+        if head.notna().mean() < 0.5:
+            continue
+        parsed = pd.to_numeric(values, errors="coerce")
+        stray = values[parsed.isna()]
+        if 0 < len(stray) and len(stray) <= 0.05 * len(values):
+            examples = sorted({str(v) for v in stray.iloc[:1000]})[:3]
+            raise TrainingDataError(
+                f"The feature column {column!r} holds numbers and {len(stray)} text value(s) such as {examples}, "
+                "so it would be treated as categorical; fix or null those values upstream (or, if the column is a "
+                "code rather than a number, make every value text)."
+            )
 
 
 def _is_datetime(series: pd.Series) -> bool:
