@@ -194,7 +194,11 @@ def test_lifecycle_refuses_unknown_conf_keys_and_gate_metrics_before_training(ai
     assert states(wrong)["lifecycle.train"] == "failed"
     assert versions(env["client"], env["model"]) == []
     experiment = env["client"].get_experiment_by_name("mlops_lifecycle")
-    runs = env["client"].search_runs([experiment.experiment_id], f"tags.`airflow.run_id` = '{wrong.run_id}'") if experiment else []
+    runs = (
+        env["client"].search_runs([experiment.experiment_id], f"tags.`airflow.run_id` = '{wrong.run_id}'")
+        if experiment
+        else []
+    )
     assert runs == []
 
 

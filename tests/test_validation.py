@@ -112,7 +112,8 @@ def test_inferred_suite_states_its_rules(inferred_suite):
     by_column: dict[str | None, dict[str, dict]] = {}
     for expectation in inferred_suite.expectations:
         by_column.setdefault(expectation["kwargs"].get("column"), {})[expectation["type"]] = expectation["kwargs"]
-    assert by_column[None]["expect_table_row_count_to_be_between"] == {"min_value": 500, "max_value": 50000}
+    # One file, no partition folders: nothing says how many rows a new batch holds, so only "not empty" (#13).
+    assert by_column[None]["expect_table_row_count_to_be_between"] == {"min_value": 1, "max_value": None}
     tenure = by_column["tenure_months"]
     assert tenure["expect_column_values_to_be_between"] == {"column": "tenure_months", "min_value": 0, "max_value": 87}
     charges = by_column["monthly_charges"]["expect_column_values_to_be_between"]

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -194,31 +196,13 @@ def _list_local(location: DatasetLocation) -> list[_DataFile]:
     return files
 
 
-def _list_s3(location: DatasetLocation, s3_client: Any) -> list[_DataFile]:
+@contextmanager
+def _s3_errors(location: DatasetLocation) -> Iterator[None]:
+    """botocore's errors as the provider's: named URI, what is wrong, what to do."""
     from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, PartialCredentialsError
 
-    key = location.path
     try:
-        if key and not key.endswith("/"):
-            try:
-                head = s3_client.head_object(Bucket=location.bucket, Key=key)
-                return [_DataFile(key, "", int(head["ContentLength"]))]
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
-                    raise
-            prefix = key + "/"
-        else:
-            prefix = key
-        files = []
-        paginator = s3_client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=location.bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                relative = item["Key"][len(prefix) :]
-                if not relative or relative.endswith("/"):
-                    continue
-                if any(_is_ignored(part) for part in relative.split("/")) or item["Size"] == 0:
-                    continue
-                files.append(_DataFile(item["Key"], relative.rpartition("/")[0], int(item["Size"])))
+        yield
     except (NoCredentialsError, PartialCredentialsError) as error:
         raise DatasetError(
             f"No AWS credentials to read {location.uri!r} ({error}); set the task's aws_conn_id to an 'aws' "
@@ -240,6 +224,33 @@ def _list_s3(location: DatasetLocation, s3_client: Any) -> list[_DataFile]:
             f"Could not list {location.uri!r} on S3 ({code or error}); check the aws connection's "
             "credentials and its access to the bucket."
         ) from error
+
+
+def _list_s3(location: DatasetLocation, s3_client: Any) -> list[_DataFile]:
+    from botocore.exceptions import ClientError
+
+    key = location.path
+    with _s3_errors(location):
+        if key and not key.endswith("/"):
+            try:
+                head = s3_client.head_object(Bucket=location.bucket, Key=key)
+                return [_DataFile(key, "", int(head["ContentLength"]))]
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                    raise
+            prefix = key + "/"
+        else:
+            prefix = key
+        files = []
+        paginator = s3_client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=location.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                relative = item["Key"][len(prefix) :]
+                if not relative or relative.endswith("/"):
+                    continue
+                if any(_is_ignored(part) for part in relative.split("/")) or item["Size"] == 0:
+                    continue
+                files.append(_DataFile(item["Key"], relative.rpartition("/")[0], int(item["Size"])))
     if not files and not _s3_prefix_exists(s3_client, location.bucket, prefix):
         raise DatasetNotFoundError(
             f"No dataset at {location.uri!r}: no object or folder with that key exists in bucket "
@@ -259,11 +270,13 @@ def list_partitions(uri: str, *, s3_client: Any = None) -> list[str]:
         client = _require_s3_client(location, s3_client)
         prefix = location.path.rstrip("/") + "/" if location.path else ""
         names: set[str] = set()
-        for page in client.get_paginator("list_objects_v2").paginate(
-            Bucket=location.bucket, Prefix=prefix, Delimiter="/"
-        ):
-            names.update(item["Prefix"][len(prefix) :].rstrip("/") for item in page.get("CommonPrefixes", []))
-            names.update(item["Key"][len(prefix) :] for item in page.get("Contents", []) if item["Size"] > 0)
+        with _s3_errors(location):
+            pages = client.get_paginator("list_objects_v2").paginate(
+                Bucket=location.bucket, Prefix=prefix, Delimiter="/"
+            )
+            for page in pages:
+                names.update(item["Prefix"][len(prefix) :].rstrip("/") for item in page.get("CommonPrefixes", []))
+                names.update(item["Key"][len(prefix) :] for item in page.get("Contents", []) if item["Size"] > 0)
     else:
         root = Path(location.path)
         if not root.is_dir():

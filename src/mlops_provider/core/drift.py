@@ -149,6 +149,12 @@ def resolve_column_types(reference: pd.DataFrame, current: pd.DataFrame, setting
                     )
     else:
         excluded = set(settings.exclude_columns)
+        neither = sorted(excluded - set(reference.columns) - set(current.columns))
+        if neither:
+            raise DriftInputError(
+                f"exclude_columns names {neither}, which neither side has (reference: {list(reference.columns)[:20]}); "
+                "fix the column names."
+            )
         absent = [c for c in reference.columns if c not in current.columns and c not in excluded]
         if absent:
             raise DriftInputError(

@@ -41,7 +41,10 @@ def predict_frame(
     keep = list(frame.columns) if keep_columns is None else list(keep_columns)
     unknown = [c for c in keep if c not in frame.columns]
     if unknown:
-        raise ConfigurationError(f"keep_columns names {unknown}, which {source} does not have.")
+        raise ConfigurationError(
+            f"keep_columns names {unknown}, which {source} does not have; use columns it has: "
+            f"{list(frame.columns)[:20]}."
+        )
     inputs = _numeric_inputs_as_numbers(model, frame[features], source)
     output = frame[keep].reset_index(drop=True)
     output[prediction_column] = pd.Series(model.predict(inputs)).reset_index(drop=True)

@@ -111,7 +111,7 @@ class MlflowHook(BaseHook):
         settings = self.settings
         with settings.environment():
             client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
-        return _AuthenticatedClient(client, settings)  # type: ignore[return-value]
+        return _AuthenticatedClient(client, settings, self.mlflow_conn_id)  # type: ignore[return-value]
 
     @contextmanager
     def session(self) -> Iterator[MlflowClient]:
@@ -274,9 +274,10 @@ def settings_from_connection(conn: Any) -> TrackingSettings:
 class _AuthenticatedClient:
     """Wraps an ``MlflowClient`` so that each method call runs with the connection's credentials."""
 
-    def __init__(self, client: MlflowClient, settings: TrackingSettings) -> None:
+    def __init__(self, client: MlflowClient, settings: TrackingSettings, conn_id: str) -> None:
         self._client = client
         self._settings = settings
+        self._conn_id = conn_id
 
     @property
     def tracking_uri(self) -> str:
@@ -289,13 +290,32 @@ class _AuthenticatedClient:
 
         @functools.wraps(attribute)
         def call(*args: Any, **kwargs: Any) -> Any:
-            with self._settings.environment():
-                return attribute(*args, **kwargs)
+            from mlflow.exceptions import MlflowException
+
+            try:
+                with self._settings.environment():
+                    return attribute(*args, **kwargs)
+            except MlflowException as error:
+                if not _is_refused(error):
+                    raise
+                raise ConfigurationError(
+                    f"MLflow at {self._settings.safe_tracking_uri} refused the credentials of the connection "
+                    f"{self._conn_id!r} ({error.error_code}); check its login and password (or token) and the "
+                    "user's permissions on this experiment or model."
+                ) from None
 
         return call
 
     def __repr__(self) -> str:
         return f"<MlflowClient {self._settings.safe_tracking_uri}>"
+
+
+def _is_refused(error: Any) -> bool:
+    """The server said who you are is not allowed (HTTP 401/403), as opposed to a missing object or an outage."""
+    text = str(error)
+    return error.error_code in ("UNAUTHENTICATED", "PERMISSION_DENIED") or any(
+        f"error code {status}" in text for status in (401, 403)
+    )
 
 
 def _path_safe(name: str) -> str:

@@ -144,7 +144,10 @@ class DriftCheck(MlflowHookMixin, DatasetHookMixin):
             num_threshold=float(self.num_threshold),
             cat_threshold=float(self.cat_threshold),
             per_column_method=arguments.optional_dict(self.per_column_method, "per_column_method") or {},
-            per_column_threshold={k: float(v) for k, v in per_column_threshold.items()},
+            per_column_threshold={
+                column: _threshold(value, f"per_column_threshold[{column!r}]")
+                for column, value in per_column_threshold.items()
+            },
             drift_share=float(self.drift_share),
             max_rows=int(self.max_rows),
             report_rows=int(self.report_rows),
@@ -161,9 +164,12 @@ class DriftCheck(MlflowHookMixin, DatasetHookMixin):
         if reference_uri:
             return self.dataset_hook.read(reference_uri), {"uri": reference_uri}, champion
         if champion is None:
+            registered = self._is_registered()
             raise DriftInputError(
                 f"No reference: model {self.model_name!r} has no {self.champion_alias!r} alias and no "
-                "reference_uri was given. Promote a model first, or pass reference_uri."
+                "reference_uri was given"
+                + ("" if registered else f" ({self.model_name!r} is not a registered model at all: check model_name)")
+                + ". Promote a model first, or pass reference_uri."
             )
         sample_uri = champion.tags.get(REFERENCE_SAMPLE_TAG)
         if not sample_uri:
@@ -180,6 +186,13 @@ class DriftCheck(MlflowHookMixin, DatasetHookMixin):
         }
         reference = self.mlflow_hook.read_dataset(sample_uri, self.dataset_hook)
         return reference, description, champion
+
+    def _is_registered(self) -> bool:
+        try:
+            self.mlflow_hook.get_registered_model(str(self.model_name))
+        except ConfigurationError:
+            return False
+        return True
 
     def run_drift_check(self, context: Context, current_uri: str) -> dict[str, Any] | None:
         """Run the check on ``current_uri``; None when that window is empty (nothing to judge)."""
@@ -349,6 +362,7 @@ class DriftEventOperator(ResultOperator):
     ui_color = "#f3e1c7"
 
     def __init__(self, *, model_name: str, **kwargs: Any) -> None:
+        model_name = arguments.model_name(model_name)  # it names the inlet Asset, so it is known at parse time
         kwargs.setdefault("inlets", [drift_asset(model_name)])
         super().__init__(**kwargs)
         self.model_name = model_name
@@ -359,3 +373,10 @@ class DriftEventOperator(ResultOperator):
                       self.model_name, details.get("drifted_columns"), details.get("current_uri"),
                       details.get("report_uri"))  # fmt: skip
         return details
+
+
+def _threshold(value: Any, name: str) -> float:
+    number = arguments.optional_float(value, name)
+    if number is None:
+        raise ConfigurationError(f"{name} is empty; give a number such as 0.01.")
+    return number

@@ -21,12 +21,13 @@ run in any order and in parallel: the online store keeps the newest value per en
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import get_current_context, task
 
 from mlops_provider import arguments
+from mlops_provider.core.errors import MaterializationWindowError
 from mlops_provider.core.features import resolve_window, split_window
 from mlops_provider.operators.mixins import DATASET_FIELDS, FEAST_FIELDS, DatasetHookMixin, FeastHookMixin
 
@@ -128,7 +129,18 @@ class MaterializeFeaturesOperator(FeastHookMixin):
             self.window_end,
             default_start=context.get("data_interval_start"),
             default_end=context.get("data_interval_end"),
+            allow_naive=False,
         )
+        if window.empty and not arguments.is_unset(self.window_start):
+            raise MaterializationWindowError(
+                f"window_start and window_end are both {window.start.isoformat()}: the window [start, end) is "
+                "empty and would write nothing; give a window_end after window_start."
+            )
+        if window.end > datetime.now(timezone.utc):
+            raise MaterializationWindowError(
+                f"window_end={window.end.isoformat()} is in the future: the views would be recorded as fresh up "
+                "to then. End the window at or before now (by default it is the run's data interval end)."
+            )
         views = arguments.optional_list(self.feature_views, "feature_views")
         result = materialize_window(self.feast_hook.get_conn(), window, views)
         self.log.info("%s", result.summary())

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.configuration import conf
 from airflow.sdk import BaseOperator
 
+from mlops_provider import arguments
 from mlops_provider.core.errors import MlopsError
 from mlops_provider.hooks.datasets import DatasetHook
 from mlops_provider.hooks.feast import FeastHook
@@ -147,4 +148,6 @@ class FeastHookMixin(ResultOperator):
 
     @cached_property
     def feast_hook(self) -> FeastHook:
-        return FeastHook(feast_conn_id=self.feast_conn_id, repo_path=self.repo_path)
+        return FeastHook(
+            feast_conn_id=self.feast_conn_id, repo_path=arguments.optional_text(self.repo_path, "repo_path")
+        )

@@ -139,6 +139,7 @@ class ChallengerGateBase(MlflowHookMixin, DatasetHookMixin):
         from mlops_provider.core.registry import check_scored_metrics, promote_version
 
         model_name = arguments.model_name(self.model_name)
+        self.alias = arguments.required_text(self.alias, "alias")
         version = arguments.optional_text(self.version, "version")
         if version is None:
             raise ConfigurationError(
@@ -173,6 +174,8 @@ class ChallengerGateBase(MlflowHookMixin, DatasetHookMixin):
         if not outcome.gate_passed:
             context["ti"].xcom_push(key="gate_decision", value=result)
             message = f"{outcome.model_name} v{outcome.version} rejected: {'; '.join(outcome.reasons)}"
+            if outcome.note:
+                message += f" ({outcome.note})"
             if self.on_reject == "fail":
                 from airflow.sdk.exceptions import AirflowFailException
 
@@ -320,6 +323,7 @@ class RollbackModelOperator(MlflowHookMixin):
         from mlops_provider.core.registry import PromotionLock, alias_version, find_own_move, move_alias, read_history
 
         self.model_name = arguments.model_name(self.model_name)
+        self.alias = arguments.required_text(self.alias, "alias")
         self.mlflow_hook.get_registered_model(self.model_name)  # before the lock: no lock for a missing model
         target_version = arguments.optional_text(self.to_version, "to_version")
         if target_version is not None:
@@ -335,8 +339,10 @@ class RollbackModelOperator(MlflowHookMixin):
                 return self._result(done)
             current = alias_version(client, self.model_name, self.alias)
             if current is None:
+                aliases = sorted(self.mlflow_hook.get_registered_model(self.model_name).aliases)
                 raise ConfigurationError(
-                    f"{self.model_name}@{self.alias} points at no version; there is nothing to roll back."
+                    f"{self.model_name}@{self.alias} points at no version; there is nothing to roll back. Check "
+                    f"alias: the model's aliases are {aliases or 'none'}."
                 )
             target = self._target(history, current)
             entry = move_alias(

@@ -42,9 +42,10 @@ class ValidateDataOperator(DatasetHookMixin, MlflowHookMixin):
 
     :param baseline_model: a registered model whose ``champion_alias`` version carries the reference sample
         of its training data (``TrainModelOperator`` stores it): the suite is inferred from that sample, so
-        new data is held to what the production model was trained on. Row counts are not checked in this
-        mode (the sample is capped). At cold start (no champion yet) the suite is inferred from the dataset
-        itself and saved as the baseline next to the report, and the run says so in ``suite_source``.
+        new data is held to what the production model was trained on. Row counts are only checked against
+        ``rows_per_partition`` in this mode (the sample is capped; otherwise at least one row). At cold start
+        (no champion yet) the suite is inferred from the dataset itself and saved as the baseline next to the
+        report, and the run says so in ``suite_source``.
 
     :param dataset_uri: the data to validate (templated), e.g. ``s3://bucket/events/{{ ds }}/``.
     :param on_failure: ``fail`` (default: the task fails, without retries, with a readable summary),
@@ -52,7 +53,13 @@ class ValidateDataOperator(DatasetHookMixin, MlflowHookMixin):
         not go red) or ``warn`` (log the summary and continue).
     :param suite_name: name of an inline or inferred suite (default ``inline_suite`` / ``inferred_<task_id>``).
     :param range_tolerance, max_categories, min_category_rows, row_count_factor: suite inference settings
-        (defaults 0.2, 20, 5, 10.0), see ``core.validation.InferenceSettings``.
+        (defaults 0.2, 20, 5, 10.0), see ``core.validation.InferenceSettings``. ``row_count_factor`` widens the
+        reference's smallest and largest partition into per-partition row bounds (a reference without
+        partition folders only gets "at least one row").
+    :param rows_per_partition: ``(min, max)`` rows of one partition of your data (``max`` may be ``None``),
+        e.g. ``(800, 1200)`` for a day; replaces the bounds taken from the reference. Per-partition bounds are
+        multiplied by the number of partitions in ``dataset_uri`` (7 ``dt=`` folders: 7 times), also for a
+        committed inferred suite, and the suite saved next to the report holds the bounds used.
     :param examples: example unexpected values kept per failed expectation (default 5).
     :param dataset_format: ``parquet`` or ``csv`` when file names do not say.
     :param reports_uri: root for reports (default ``$MLOPS_REPORTS_URI`` or ``$MLOPS_HOME/reports``); the
@@ -98,6 +105,7 @@ class ValidateDataOperator(DatasetHookMixin, MlflowHookMixin):
         max_categories: int = validation.DEFAULT_MAX_CATEGORIES,
         min_category_rows: int = validation.DEFAULT_MIN_CATEGORY_ROWS,
         row_count_factor: float | None = validation.DEFAULT_ROW_COUNT_FACTOR,
+        rows_per_partition: tuple[int, int | None] | None = None,
         examples: int = validation.DEFAULT_EXAMPLES,
         dataset_format: str | None = None,
         reports_uri: str | None = None,
@@ -137,6 +145,7 @@ class ValidateDataOperator(DatasetHookMixin, MlflowHookMixin):
             max_categories=max_categories,
             min_category_rows=min_category_rows,
             row_count_factor=row_count_factor,
+            rows_per_partition=rows_per_partition,
         )
         self.examples = examples
         self.dataset_format = dataset_format
@@ -156,6 +165,9 @@ class ValidateDataOperator(DatasetHookMixin, MlflowHookMixin):
                 reference_uri=reference_uri,
             )
             del reference
+        suite, row_notes = validation.fit_row_count(suite, frame)
+        for note in row_notes:
+            self.log.info("Row-count bounds per partition: %s", note)
         validation.check_validation_input(frame, suite, self.dataset_uri)
 
         run = validation.run_validation(

@@ -58,8 +58,13 @@ class FeatureFreshnessSensor(FeastHookMixin, BaseSensorOperator):
                 "No fresh_until: the run has no data interval (e.g. a manual run of an unscheduled DAG); pass "
                 "fresh_until, e.g. '{{ logical_date }}'."
             )
+        from mlops_provider.core.features import to_utc
+
+        fresh_until = to_utc(fresh_until, name="fresh_until", allow_naive=False)
         views = arguments.optional_list(self.feature_views, "feature_views")
-        covered_since = None if arguments.is_unset(self.covered_since) else self.covered_since
+        covered_since = None
+        if not arguments.is_unset(self.covered_since):
+            covered_since = to_utc(self.covered_since, name="covered_since", allow_naive=False)
         report = check_freshness(self.feast_hook.get_conn(), views, fresh_until, covered_since)
         self.log.info("%s", report.summary())
         if report.fresh:

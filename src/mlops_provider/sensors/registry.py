@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator
 
 from mlops_provider import arguments
+from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.operators.mixins import MLFLOW_FIELDS, MlflowHookMixin, default_deferrable
 from mlops_provider.triggers.registry import ModelAliasTrigger, is_newer
 
@@ -48,7 +49,23 @@ class ModelAliasSensor(MlflowHookMixin, BaseSensorOperator):
     def _current(self) -> str | None:
         from mlops_provider.core.registry import alias_version
 
+        if not getattr(self, "_inputs_checked", False):
+            self._check_inputs()
         return alias_version(self.mlflow_hook.get_conn(), self.model_name, self.alias)
+
+    def _check_inputs(self) -> None:
+        """Before the first look: a misspelt model or version would otherwise be waited for until the timeout."""
+        self.model_name = arguments.model_name(self.model_name)
+        self.alias = arguments.required_text(self.alias, "alias")
+        newer_than = arguments.optional_text(self.newer_than, "newer_than")
+        if newer_than is not None and not newer_than.isdigit():
+            raise ConfigurationError(
+                f"newer_than={newer_than!r} is not a version number; give the version to wait past (e.g. '3'), "
+                "or leave it unset to wait for the next promotion."
+            )
+        self.newer_than = newer_than
+        self.mlflow_hook.get_registered_model(self.model_name)
+        self._inputs_checked = True
 
     def _result(self, version: str) -> dict[str, Any]:
         self.log.info("%s@%s now points at version %s.", self.model_name, self.alias, version)

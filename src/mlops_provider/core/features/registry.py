@@ -187,8 +187,13 @@ def apply_repository(store: FeatureStore, repo_path: str | Path) -> ApplyResult:
         try:
             repo = compat.parse_repo(repo_path)
         except Exception as error:
+            import traceback
+
+            inside = [f for f in traceback.extract_tb(error.__traceback__) if str(repo_path) in f.filename]
+            where = f" at {inside[-1].filename}:{inside[-1].lineno}" if inside else ""
             raise ConfigurationError(
-                f"The feature definitions in {repo_path} did not import: {type(error).__name__}: {error}"
+                f"The feature definitions in {repo_path} did not import{where}: {type(error).__name__}: {error}. "
+                "Fix that file (feast apply must be able to import every definition) and run the task again."
             ) from error
     if not repo.projects:
         description = getattr(store.config, "project_description", None) or ""

@@ -40,10 +40,11 @@ class MaterializationWindow:
         return f"[{self.start.isoformat()}, {self.end.isoformat()})"
 
 
-def to_utc(value: Any, *, name: str) -> datetime:
+def to_utc(value: Any, *, name: str, allow_naive: bool = True) -> datetime:
     """A timezone-aware UTC ``datetime`` from a datetime, pendulum/pandas timestamp or ISO 8601 string.
 
-    Naive values are taken as UTC (Airflow's data intervals are always aware).
+    Naive values are taken as UTC (Airflow's data intervals are always aware), or refused with
+    ``allow_naive=False``: what a user typed without a time zone is ambiguous.
     """
     if isinstance(value, str):
         text = value.strip()
@@ -65,8 +66,16 @@ def to_utc(value: Any, *, name: str) -> datetime:
             f"{name}={value!r} is a {type(value).__name__}, not a timestamp; pass a datetime or an ISO 8601 string."
         )
     if value.tzinfo is None:
+        if not allow_naive:
+            raise MaterializationWindowError(
+                f"{name}={value.isoformat()!r} has no time zone, so which instant it means is a guess; add one, "
+                f"e.g. {value.isoformat()}+00:00 for UTC."
+            )
         return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+    utc = value.astimezone(timezone.utc)
+    # A plain datetime, not pendulum's subclass: pendulum's arithmetic (a start plus a share of the window)
+    # gives naive results, which would print without their time zone.
+    return datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, timezone.utc)
 
 
 def resolve_window(
@@ -75,6 +84,7 @@ def resolve_window(
     *,
     default_start: Any = None,
     default_end: Any = None,
+    allow_naive: bool = True,
 ) -> MaterializationWindow:
     """The window to materialise, ``[start, end)``: explicit bounds when given, else the defaults (a task's
     data interval, which Airflow defines the same way). Explicit equal bounds give the empty window."""
@@ -101,6 +111,9 @@ def resolve_window(
             f"The window ends before it starts: window_end {end.isoformat()} < window_start {start.isoformat()}. "
             "Swap them, or check the templates that produce them."
         )
+    if not allow_naive:  # after the order check, which says more about a window given the wrong way round
+        to_utc(start_value, name="window_start", allow_naive=False)
+        to_utc(end_value, name="window_end", allow_naive=False)
     return MaterializationWindow(start, end)
 
 

@@ -6,7 +6,9 @@ JSON form, checked against GX's expectation registry before any data is touched)
 
 * ``load_suite(uri)``: a GX 1.x suite JSON file (local path, ``file://`` or ``s3://``);
 * ``suite_from_expectations([...])``: a list of expectation dicts given inline;
-* ``infer_suite(reference_frame)``: a baseline built from reference data.
+* ``infer_suite(reference_frame)``: a baseline built from reference data (one partition, a folder of
+  partitions or a year in one file); ``fit_row_count(suite, frame)`` scales its per-partition row-count bounds
+  to the partitions of the data being validated.
 
 Then ``check_validation_input`` rejects data that cannot be validated meaningfully before anything is written,
 ``run_validation`` runs the suite through an ephemeral GX context and returns a ``ValidationRun`` whose
@@ -16,8 +18,8 @@ location.
 The modules, one concern each:
 
 * ``suites``: ``ExpectationSuiteSpec``, loading and parsing suite JSON, inline expectations, ``write_suite``;
-* ``inference``: ``InferenceSettings``, its ``DEFAULT_*`` values and the rules of ``infer_suite`` (listed in
-  that module's docstring);
+* ``inference``: ``InferenceSettings``, its ``DEFAULT_*`` values, the rules of ``infer_suite`` (listed in
+  that module's docstring) and ``fit_row_count``;
 * ``run``: ``check_validation_input``, ``run_validation`` and ``ValidationRun``;
 * ``results``: ``ValidationOutcome``, ``FailedExpectation`` and ``summarise_result``;
 * ``docs``: ``publish_data_docs``.
@@ -37,8 +39,10 @@ from mlops_provider.core.validation.inference import (
     DEFAULT_ROW_COUNT_FACTOR,
     FLOAT_TYPES,
     INTEGER_TYPES,
+    ROWS_PER_PARTITION_META,
     TEXT_TYPES,
     InferenceSettings,
+    fit_row_count,
     infer_suite,
 )
 from mlops_provider.core.validation.results import (
@@ -66,6 +70,7 @@ __all__ = [
     "DOCS_INDEX",
     "FLOAT_TYPES",
     "INTEGER_TYPES",
+    "ROWS_PER_PARTITION_META",
     "TEXT_TYPES",
     "ExpectationSuiteSpec",
     "FailedExpectation",
@@ -73,6 +78,7 @@ __all__ = [
     "ValidationOutcome",
     "ValidationRun",
     "check_validation_input",
+    "fit_row_count",
     "infer_suite",
     "load_suite",
     "parse_suite",
