@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -78,6 +79,16 @@ class AirflowApi:
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)
 
+    def get_all(self, path: str, key: str, *, page_size: int = 100, **params: Any) -> list[dict]:
+        """Every item of a paginated collection (``limit``/``offset``), e.g. ``get_all("/api/v2/dags", "dags")``."""
+        items: list[dict] = []
+        while True:
+            page = self.get(path, params={**params, "limit": page_size, "offset": len(items)})
+            items.extend(page[key])
+            total = page.get("total_entries")
+            if len(page[key]) < page_size or (total is not None and len(items) >= total):
+                return items
+
     # -- health and DAGs ---------------------------------------------------------------------------------
     def health(self) -> dict:
         """``/api/v2/monitor/health`` (needs no login)."""
@@ -142,10 +153,12 @@ class AirflowApi:
         params.setdefault("order_by", "run_after")
         return self.get(f"/api/v2/dags/{dag_id}/dagRuns", params=params)["dag_runs"]
 
+    def all_runs(self) -> list[dict]:
+        """The runs of every DAG (``~`` stands for all DAGs)."""
+        return self.get_all("/api/v2/dags/~/dagRuns", "dag_runs", order_by="run_after")
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
-        return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100})[
-            "task_instances"
-        ]
+        return self.get_all(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", "task_instances")
 
     def task_instance(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
@@ -159,6 +172,28 @@ class AirflowApi:
             params={"deserialize": "true"},
         )
         return entry["value"]
+
+    def xcom_entries(self, dag_id: str, run_id: str) -> list[dict]:
+        """The run's XCom entries of all its tasks, without values (see :meth:`xcom_raw`)."""
+        return self.get_all(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/~/xcomEntries", "xcom_entries")
+
+    def xcom_raw(self, dag_id: str, run_id: str, task_id: str, key: str, map_index: int = -1) -> Any:
+        """An XCom value as stored in the metadata DB (not deserialized)."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{quote(key, safe='')}"
+        return self.get(path, params={"map_index": map_index})["value"]
+
+    def extra_links(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict:
+        """The task instance's extra links as the UI shows them: ``{name: url}``."""
+        return self.get(
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/links", params={"map_index": map_index}
+        )
+
+    def asset_events(self) -> list[dict]:
+        return self.get_all("/api/v2/assets/events", "asset_events")
+
+    def hitl_details(self) -> list[dict]:
+        """Human-in-the-loop requests of all runs (subject, body, answer)."""
+        return self.get_all("/api/v2/dags/~/dagRuns/~/hitlDetails", "hitl_details")
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> str:
         """A task try's whole log as text (structured lines rendered one per line)."""

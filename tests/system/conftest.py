@@ -39,6 +39,8 @@ SYSTEM_TEST_ORDER = (
     "test_drift_loop_is_closed_by_the_scheduler",
     "test_trigger_lifecycle_from_the_ui_with_changed_params",
     "test_backfill_of_scheduled_retraining_runs_three_weeks_in_order",
+    "test_scanner_finds_a_planted_secret_in_every_form",
+    "test_no_secret_in_logs_xcom_templates_mlflow_reports_or_assets",  # last: it scans what the others left
 )
 
 

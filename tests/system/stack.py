@@ -8,6 +8,11 @@
 * MLflow as ``mlflow server`` with a PostgreSQL backend store and its artifacts on S3 (the moto server).
 * Sample data (``include/sample_data.py``) on S3; Airflow reaches MLflow and S3 only through
   ``AIRFLOW_CONN_*`` connections (no AWS or MLflow variables in the Airflow processes).
+* Known, distinctive secrets (``KNOWN_SECRETS``, new random values per run), so that ``test_secrets.py``
+  can prove none of them shows up anywhere: the AWS secret key of ``aws_default`` (moto accepts any key;
+  the MLflow server's own S3 access uses the same one), the password of ``mlflow_default`` (the MLflow
+  server runs its ``basic-auth`` app with that password for its ``admin`` user), and a password in the
+  metadata DB's URL and in the Celery result backend's (PostgreSQL's ``trust`` auth accepts and ignores it).
 
 The test fixture in ``conftest.py`` uses :func:`running_stack`. To look at the stack by hand (the UI, the
 API, the logs), run it on its own from the repository root; it stays up until Ctrl-C (or SIGTERM):
@@ -18,6 +23,7 @@ API, the logs), run it on its own from the repository root; it stays up until Ct
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import secrets
@@ -29,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 SYSTEM_DIR = Path(__file__).resolve().parent
 REPO_ROOT = SYSTEM_DIR.parents[1]
@@ -43,7 +50,16 @@ from .api import AirflowApi  # noqa: E402
 REFERENCE_DAGS = REPO_ROOT / "dags"
 REDIS_DB = 11  # a broker database no other test uses; only this one is flushed
 ADMIN = {"username": "admin", "password": "system-Adm1n-pass"}
-MOTO_KEY = {"login": "testing", "password": "testing"}  # moto accepts any key; the same as tests/conftest.py
+# The secrets the stack's connections hold. Each has a random core (caught however it is encoded) and the
+# AWS key and MLflow password carry the `/` and `+` of real AWS secret keys, so URL-encoded forms differ.
+MOTO_KEY = {"login": "testing", "password": f"aws-secret/{secrets.token_hex(8)}+{secrets.token_hex(4)}"}
+MLFLOW_ADMIN = {"username": "admin", "password": f"mlflow-pass/{secrets.token_hex(8)}+{secrets.token_hex(4)}"}
+DB_PASSWORD = f"db-pass-{secrets.token_hex(8)}"  # in a URL: kept URL-safe, so every encoding of it is the same
+KNOWN_SECRETS = {
+    "aws_default secret key": MOTO_KEY["password"],
+    "mlflow_default password": MLFLOW_ADMIN["password"],
+    "metadata DB password": DB_PASSWORD,
+}
 BUCKET = "mlops-system"
 MODEL_NAME = "customer_churn"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker")
@@ -61,7 +77,7 @@ class Stack:
     """What the system tests talk to; ``api`` is logged in as the admin user."""
 
     root: Path
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)  # holds the known secrets: not in failure reports
     api: AirflowApi
     api_url: str
     mlflow_url: str
@@ -70,6 +86,7 @@ class Stack:
     data_uri: str
     landing_uri: str
     model_name: str
+    known_secrets: dict[str, str] = field(default_factory=lambda: dict(KNOWN_SECRETS), repr=False)
     processes: dict[str, services.ManagedProcess] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -77,9 +94,8 @@ class Stack:
         return s3_client(self.moto_url)
 
     def mlflow(self):
-        from mlflow import MlflowClient
-
-        return MlflowClient(tracking_uri=self.mlflow_url, registry_uri=self.mlflow_url)
+        """An ``MlflowClient`` of the stack's server, signed in as its ``admin`` user."""
+        return AdminMlflowClient(self.mlflow_url)
 
     def diagnostics(self, lines: int = 25) -> str:
         """Which components are alive, with the tail of each one's log."""
@@ -92,6 +108,48 @@ class Stack:
                 f"{process.log_tail(lines)}"
             )
         return "Components:\n" + "\n".join(parts)
+
+
+class AdminMlflowClient:
+    """``MlflowClient`` calls with the MLflow admin's basic-auth credentials. MLflow reads them from the
+    environment at every request; they are set for the duration of each call only, so the test process's
+    environment (and the other tests in it) never keeps them."""
+
+    def __init__(self, url: str):
+        from mlflow import MlflowClient
+
+        self._client = MlflowClient(tracking_uri=url, registry_uri=url)
+        self._credentials = {
+            "MLFLOW_TRACKING_USERNAME": MLFLOW_ADMIN["username"],
+            "MLFLOW_TRACKING_PASSWORD": MLFLOW_ADMIN["password"],
+        }
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        @functools.wraps(attribute)
+        def call(*args, **kwargs):
+            saved = {key: os.environ.get(key) for key in self._credentials}
+            os.environ.update(self._credentials)
+            try:
+                return attribute(*args, **kwargs)
+            finally:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+
+        return call
+
+
+def with_password(url: str, password: str) -> str:
+    """``scheme://user@host/db`` -> ``scheme://user:<password, URL-encoded>@host/db``."""
+    scheme, rest = url.split("://", 1)
+    user, location = rest.split("@", 1)
+    return f"{scheme}://{user}:{quote(password, safe='')}@{location}"
 
 
 def s3_client(url: str):
@@ -205,6 +263,8 @@ def airflow_env(root: Path, metadata_url: str, api_port: int, mlflow_url: str, m
                 "host": "127.0.0.1",
                 "port": mlflow_port,
                 "schema": "http",
+                "login": MLFLOW_ADMIN["username"],
+                "password": MLFLOW_ADMIN["password"],
                 "extra": {"ui_url": mlflow_url},
             }
         ),
@@ -226,11 +286,28 @@ def airflow_env(root: Path, metadata_url: str, api_port: int, mlflow_url: str, m
 
 
 def start_mlflow(root: Path, backend_url: str, moto_url: str) -> services.ManagedProcess:
-    """``mlflow server`` with a PostgreSQL backend store and proxied artifacts on S3."""
+    """``mlflow server`` with a PostgreSQL backend store and proxied artifacts on S3, behind MLflow's
+    ``basic-auth`` app: every request needs the ``admin`` user's password (``MLFLOW_ADMIN``)."""
     port = services.free_port()
     url = f"http://127.0.0.1:{port}"
+    auth = root / "mlflow-auth"
+    auth.mkdir(parents=True, exist_ok=True)
+    config = auth / "basic_auth.ini"
+    config.write_text(
+        "[mlflow]\ndefault_permission = READ\n"
+        f"database_uri = sqlite:///{auth / 'basic_auth.db'}\n"
+        f"admin_username = {MLFLOW_ADMIN['username']}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        # Checking a password costs a PBKDF2 hash: once per credential and hour, not per request.
+        "auth_cache_ttl_seconds = 3600\n"
+    )
     env = {
         "MLFLOW_TRACKING_URI": "",
+        "MLFLOW_TRACKING_USERNAME": "",
+        "MLFLOW_TRACKING_PASSWORD": "",
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": MLFLOW_ADMIN["password"],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no huey job runners: nothing here uses MLflow jobs
         "MLFLOW_S3_ENDPOINT_URL": moto_url,
         "AWS_ACCESS_KEY_ID": MOTO_KEY["login"],
@@ -242,6 +319,7 @@ def start_mlflow(root: Path, backend_url: str, moto_url: str) -> services.Manage
         "--backend-store-uri", backend_url,
         "--artifacts-destination", f"s3://{BUCKET}/mlflow",
         "--serve-artifacts",
+        "--app-name", "basic-auth",
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]  # fmt: skip
     process = services.start_process(
@@ -322,7 +400,8 @@ def running_stack(root: Path, moto_url: str) -> Iterator[Stack]:
         if not services.redis_reachable():
             raise services.ServiceUnavailable("Redis: nothing answers on 127.0.0.1:6379 (the Celery broker)")
         metadata_url = services.create_postgres_database("mlops_system_airflow")
-        databases.append(metadata_url)
+        databases.append(metadata_url)  # without the password: the cleanup may print it
+        airflow_db_url = with_password(metadata_url, DB_PASSWORD)
         mlflow_db = services.create_postgres_database("mlops_system_mlflow")
         databases.append(mlflow_db)
         flush_broker()
@@ -332,7 +411,7 @@ def running_stack(root: Path, moto_url: str) -> Iterator[Stack]:
         with ThreadPoolExecutor(max_workers=2) as pool:
             mlflow_future = pool.submit(start_mlflow, root, mlflow_db, moto_url)
             data_future = pool.submit(write_sample_data, root, moto_url)
-            migrate_env = airflow_env(root, metadata_url, api_port, "http://127.0.0.1:1", moto_url)
+            migrate_env = airflow_env(root, airflow_db_url, api_port, "http://127.0.0.1:1", moto_url)
             migrate = subprocess.run(
                 [str(services.BIN / "airflow"), "db", "migrate"],
                 capture_output=True,
@@ -348,7 +427,7 @@ def running_stack(root: Path, moto_url: str) -> Iterator[Stack]:
         if migrate.returncode != 0:
             raise StackError(f"airflow db migrate failed:\n{migrate.stdout[-3000:]}\n{migrate.stderr[-3000:]}")
         mlflow_url = processes["mlflow-server"].url
-        env = airflow_env(root, metadata_url, api_port, mlflow_url, moto_url)
+        env = airflow_env(root, airflow_db_url, api_port, mlflow_url, moto_url)
         migrated = time.monotonic()
 
         commands = {
@@ -405,7 +484,8 @@ def main() -> None:
         with running_stack(root, moto.url) as stack:
             print(
                 f"Airflow UI/API: {stack.api_url} (user {ADMIN['username']!r}, password {ADMIN['password']!r})\n"
-                f"MLflow: {stack.mlflow_url}   S3 (moto): {stack.moto_url} bucket {stack.bucket}\n"
+                f"MLflow: {stack.mlflow_url} (user {MLFLOW_ADMIN['username']!r}, password "
+                f"{MLFLOW_ADMIN['password']!r})   S3 (moto): {stack.moto_url} bucket {stack.bucket}\n"
                 f"Logs: {root / 'logs'}   started in {stack.timings['startup_s']:.0f}s; Ctrl-C stops everything.",
                 flush=True,
             )
