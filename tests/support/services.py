@@ -71,6 +71,11 @@ class ManagedProcess:
         # Children may survive their leader (uvicorn workers, job runners): sweep the group.
         _signal_group(self.pid, signal.SIGKILL)
 
+    def kill(self, timeout: float = 15.0) -> None:
+        """Die as in a crash: SIGKILL to the leader's pid and its whole group (its server workers), no shutdown."""
+        _signal_group(self.pid, signal.SIGKILL)
+        self.popen.wait(timeout=timeout)
+
 
 def _signal_group(pgid: int, sig: int) -> None:
     try:
@@ -129,10 +134,14 @@ def start_mlflow_server(
     *,
     backend_store_uri: str | None = None,
     admin_password: str | None = None,
+    port: int | None = None,
 ) -> ManagedProcess:
-    """A real ``mlflow server`` on a free port; with ``admin_password``, the basic-auth app (user ``admin``)."""
+    """A real ``mlflow server`` on a free port; with ``admin_password``, the basic-auth app (user ``admin``).
+
+    The backend store and artifacts live in ``workdir``: started again on the same ``workdir`` (and ``port``),
+    it is the same server restarted, with everything it had stored."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     backend = backend_store_uri or f"sqlite:///{workdir / 'mlflow.db'}"
     command = [
         str(BIN / "mlflow"), "server",
@@ -169,17 +178,30 @@ def start_mlflow_server(
     return process
 
 
-def start_moto_server(workdir: Path) -> ManagedProcess:
-    port = free_port()
+def start_moto_server(workdir: Path, *, port: int | None = None, durable: bool = False) -> ManagedProcess:
+    """A moto S3 server on a free port (or ``port``). moto keeps its state in memory; with ``durable`` it
+    records every request to ``workdir/moto_recording.jsonl`` and, started again on the same ``workdir`` (and
+    ``port``), replays them first: what was stored before a crash is there again, as on real S3."""
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
+    recording = workdir / "moto_recording.jsonl"
+    env = {"MOTO_ENABLE_RECORDING": "true", "MOTO_RECORDER_FILEPATH": str(recording)} if durable else None
+    replay = durable and recording.exists() and recording.stat().st_size > 0
     process = start_process(
         "moto-server",
         [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
         workdir,
         ready=lambda: http_ok(f"{url}/moto-api/"),
         timeout=60,
+        env=env,
     )
     process.url = url
+    if replay:
+        request = urllib.request.Request(f"{url}/moto-api/recorder/replay-recording", method="POST", data=b"")
+        with urllib.request.urlopen(request, timeout=60) as response:
+            if response.status != 200:
+                process.stop()
+                raise ServiceUnavailable(f"moto did not replay {recording}: HTTP {response.status}")
     return process
 
 

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from mlops_provider.core.errors import DatasetError, DatasetNotFoundError
+from mlops_provider.core.errors import DatasetError, DatasetNotFoundError, ServiceUnreachableError
 
 
 def put_bytes(location: Any, key_or_path: str, payload: bytes, s3_client: Any = None) -> None:
@@ -23,6 +23,15 @@ def put_bytes(location: Any, key_or_path: str, payload: bytes, s3_client: Any = 
             s3_client.put_object(Bucket=location.bucket, Key=key_or_path, Body=payload)
         except ClientError as error:
             raise _s3_write_error(location, error) from error
+        except Exception as error:
+            if not _is_unreachable(error):
+                raise
+            # A PUT is atomic per object: nothing, or the old object, stays at the key; never part of this one.
+            raise ServiceUnreachableError(
+                f"S3 did not answer while writing s3://{location.bucket}/{key_or_path} ({error}); nothing was "
+                "written there. Check the aws connection's endpoint_url and the network; the task's retries will "
+                "try again."
+            ) from error
         return
     path = Path(key_or_path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,10 +56,26 @@ def get_bytes(location: Any, key_or_path: str, s3_client: Any = None) -> bytes:
                     f"Nothing at s3://{location.bucket}/{key_or_path} ({code}); check the URI."
                 ) from error
             raise
+        except Exception as error:
+            if not _is_unreachable(error):
+                raise
+            raise ServiceUnreachableError(
+                f"S3 did not answer while reading s3://{location.bucket}/{key_or_path} ({error}); check the aws "
+                "connection's endpoint_url and the network. The task's retries will try again."
+            ) from error
     try:
         return Path(key_or_path).read_bytes()
     except FileNotFoundError as error:
         raise DatasetNotFoundError(f"Nothing at {key_or_path!r}: the file does not exist.") from error
+
+
+def _is_unreachable(error: Exception) -> bool:
+    """botocore gave up reaching the endpoint (refused, dropped or timed-out connection, after its own
+    retries); a TLS error is a configuration problem, not an outage."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError, SSLError
+
+    return isinstance(error, (BotoConnectionError, HTTPClientError)) and not isinstance(error, SSLError)
 
 
 def _s3_write_error(location: Any, error: Any) -> DatasetError:

@@ -33,3 +33,6 @@ GATE_BY = "mlops.gate.by"
 HISTORY_PREFIX = "mlops.history."
 LOCK_OWNER = "mlops.lock_owner"
 LOCK_OF = "mlops.lock_of"
+# The ``action`` of a history entry that records a stale promotion lock broken by the next promoter (its
+# holder died): no alias moves; the entry names the holder, since when it held the lock and how long.
+LOCK_TAKEOVER_ACTION = "lock_takeover"

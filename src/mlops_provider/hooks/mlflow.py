@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from mlops_provider.core.errors import ConfigurationError
+from mlops_provider.core.errors import ConfigurationError, ServiceUnreachableError
 from mlops_provider.core.tracking import TrackingSettings, embedded_settings, redact_uri, server_uri
 
 if TYPE_CHECKING:
@@ -120,7 +122,13 @@ class MlflowHook(BaseHook):
         URIs and environment come back when the last block using them ends."""
         client = self.get_conn()
         with self.settings.environment():
-            yield client
+            try:
+                yield client
+            except Exception as error:  # MLflow's fluent API (log_model, register_model) talks to the server too
+                unreachable = _unreachable_error(error, self.settings, self.mlflow_conn_id)
+                if unreachable is None:
+                    raise
+                raise unreachable from error
 
     def load_sklearn_model(self, model_uri: str) -> Any:
         """The scikit-learn model at ``model_uri`` (``models:/name/version``, ``runs:/...``).
@@ -234,6 +242,8 @@ class MlflowHook(BaseHook):
             client = self.get_conn()
             client.search_experiments(max_results=1)
             client.search_registered_models(max_results=1)
+        except ServiceUnreachableError as error:
+            return False, str(error)
         except Exception as error:
             message = redact_uri(str(error))
             if self.settings_or_none and self.settings_or_none.password:
@@ -295,8 +305,11 @@ class _AuthenticatedClient:
             try:
                 with self._settings.environment():
                     return attribute(*args, **kwargs)
-            except MlflowException as error:
-                if not _is_refused(error):
+            except Exception as error:
+                unreachable = _unreachable_error(error, self._settings, self._conn_id)
+                if unreachable is not None:
+                    raise unreachable from error
+                if not isinstance(error, MlflowException) or not _is_refused(error):
                     raise
                 raise ConfigurationError(
                     f"MLflow at {self._settings.safe_tracking_uri} refused the credentials of the connection "
@@ -315,6 +328,70 @@ def _is_refused(error: Any) -> bool:
     text = str(error)
     return error.error_code in ("UNAUTHENTICATED", "PERMISSION_DENIED") or any(
         f"error code {status}" in text for status in (401, 403)
+    )
+
+
+# How MLflow words a request that never got an answer: it wraps requests' ConnectionError/Timeout in an
+# MlflowException ("API request to ... failed with exception ..."), sometimes (artifact transfers in a pool)
+# only as text.
+_UNREACHABLE_TEXT = (
+    "Failed to establish a new connection",
+    "Connection refused",
+    "Connection aborted",
+    "Connection broken",
+    "Connection reset by peer",
+    "RemoteDisconnected",
+    "Read timed out",
+    "ConnectTimeoutError",
+    "failed with timeout exception",
+)
+
+
+def _unreachable_types() -> tuple[type[BaseException], ...]:
+    import requests
+
+    # Refused or dropped connections and timeouts, as requests raises them; a response cut off mid-body (the
+    # server died while answering) is ChunkedEncodingError; the socket's own errors are builtin ConnectionErrors.
+    return (
+        requests.exceptions.ConnectionError,
+        requests.exceptions.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+        ConnectionError,
+    )
+
+
+def _unreachable_error(
+    error: BaseException, settings: TrackingSettings, conn_id: str
+) -> ServiceUnreachableError | None:
+    """A retryable ServiceUnreachableError when ``error`` means the tracking server did not answer (refused
+    connection, dropped connection, timeout, after MLflow's own retries); None for any other error."""
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(error, ServiceUnreachableError):
+        return None  # already said (a client call inside a session block)
+    kinds = _unreachable_types()
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    unreachable = False
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, kinds):
+            unreachable = True
+            break
+        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
+    if not unreachable and isinstance(error, MlflowException):
+        unreachable = any(text in str(error) for text in _UNREACHABLE_TEXT)
+    if not unreachable:
+        return None
+    text = str(error)
+    reason = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    shown = reason.group(1) if reason else next((t for t in _UNREACHABLE_TEXT if t in text), type(error).__name__)
+    request = re.search(r"API request to (\S+) failed", text)
+    if request:
+        shown += f", on {urlsplit(request.group(1)).path}"
+    return ServiceUnreachableError(
+        f"MLflow at {settings.safe_tracking_uri} did not answer ({shown}; connection {conn_id!r}). Check that the "
+        "tracking server is running and reachable from the worker; the task's retries will try again."
     )
 
 

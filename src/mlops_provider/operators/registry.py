@@ -49,6 +49,14 @@ def emit_alias_moved(context: Context, model_name: str, alias: str, entry: dict[
     )
 
 
+def _check_lock_stale_after(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigurationError(
+            f"lock_stale_after={value!r} must be a positive number of seconds: how old a registry lock must be "
+            "before a promotion takes it over from a holder that died (default 1800)."
+        )
+
+
 def score_version(hook: MlflowHook, model_name: str, version: str, frame: Any, target: str, task_type: str) -> dict:
     from mlops_provider.core.training import score_model
 
@@ -109,12 +117,14 @@ class ChallengerGateBase(MlflowHookMixin, DatasetHookMixin):
         on_reject: str = "skip",
         max_conflict_retries: int = 10,
         lock_timeout: float = 600.0,
+        lock_stale_after: float = 1800.0,
         **kwargs: Any,
     ) -> None:
         from mlops_provider.core.registry import check_scored_metrics, validate_thresholds
 
         if on_reject not in ON_REJECT:
             raise ConfigurationError(f"on_reject={on_reject!r} is not one of {ON_REJECT}.")
+        _check_lock_stale_after(lock_stale_after)
         if isinstance(thresholds, dict):  # a literal gate is checked when the DAG is parsed
             check_scored_metrics(validate_thresholds(thresholds))
         if arguments.is_literal(model_name):
@@ -131,6 +141,7 @@ class ChallengerGateBase(MlflowHookMixin, DatasetHookMixin):
         self.on_reject = on_reject
         self.max_conflict_retries = max_conflict_retries
         self.lock_timeout = lock_timeout
+        self.lock_stale_after = lock_stale_after
 
     def approver(self) -> str | None:
         return None
@@ -161,6 +172,7 @@ class ChallengerGateBase(MlflowHookMixin, DatasetHookMixin):
             actor=identity.actor(user=triggering_user(context) or "", approved_by=self.approver() or ""),
             max_conflict_retries=self.max_conflict_retries,
             lock_timeout=self.lock_timeout,
+            lock_stale_after=self.lock_stale_after,
             log=self.log,
             move=self.moves_alias,
         )
@@ -253,6 +265,8 @@ class PromoteModelOperator(ChallengerGateBase):
     :param approved_by: who approved the move (templated; text, or an approval's ``responded_by_user``).
     :param max_conflict_retries: how often to re-score when another promotion moved the alias meanwhile.
     :param lock_timeout: seconds to wait for the registry lock.
+    :param lock_stale_after: a registry lock older than this many seconds (default 1800) belongs to a promotion
+        that died holding it: it is taken over, and the takeover recorded in the model's history.
     :param evaluate_only: deprecated: use ``EvaluateChallengerOperator``, which does the same.
 
     Other arguments: see ``ChallengerGateBase``.
@@ -297,6 +311,10 @@ class RollbackModelOperator(MlflowHookMixin):
     under ``previous_<alias>``, and raises the Asset event ``mlflow://<model>@<alias>``. A retry of the same
     task in the same DAG run does not roll back twice. Returns ``{model_name, alias, from_version,
     to_version, history_seq}``.
+
+    :param lock_timeout: seconds to wait for the registry lock.
+    :param lock_stale_after: a registry lock older than this many seconds (default 1800) belongs to a promotion
+        that died holding it: it is taken over, and the takeover recorded in the model's history.
     """
 
     template_fields: Sequence[str] = ("model_name", "alias", "to_version", "reason", *MLFLOW_FIELDS)
@@ -310,14 +328,17 @@ class RollbackModelOperator(MlflowHookMixin):
         to_version: str | int | None = None,
         reason: str = "manual rollback",
         lock_timeout: float = 600.0,
+        lock_stale_after: float = 1800.0,
         **kwargs: Any,
     ) -> None:
+        _check_lock_stale_after(lock_stale_after)
         super().__init__(**_with_alias_outlet(kwargs))
         self.model_name = model_name
         self.alias = alias
         self.to_version = to_version
         self.reason = reason
         self.lock_timeout = lock_timeout
+        self.lock_stale_after = lock_stale_after
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.core.registry import PromotionLock, alias_version, find_own_move, move_alias, read_history
@@ -330,7 +351,9 @@ class RollbackModelOperator(MlflowHookMixin):
             self.mlflow_hook.get_model_version(self.model_name, target_version)
         client = self.mlflow_hook.get_conn()
         identity = task_identity(context)
-        with PromotionLock(client, self.model_name, owner=identity.owner, timeout=self.lock_timeout):
+        with PromotionLock(
+            client, self.model_name, owner=identity.owner, timeout=self.lock_timeout, stale_after=self.lock_stale_after
+        ):
             history = read_history(client, self.model_name)
             done = find_own_move(history, identity, "rollback")
             if done is not None:

@@ -10,7 +10,7 @@ from mlops_provider.core import tags
 from mlops_provider.core.identity import TaskIdentity
 from mlops_provider.core.registry.gate import evaluate_gate, validate_thresholds
 from mlops_provider.core.registry.history import alias_version, move_alias, utc_now
-from mlops_provider.core.registry.lock import PromotionConflictError, PromotionLock
+from mlops_provider.core.registry.lock import DEFAULT_STALE_AFTER, PromotionConflictError, PromotionLock
 
 
 @dataclass
@@ -44,6 +44,7 @@ def promote_version(
     actor: dict[str, str] | None = None,
     max_conflict_retries: int = 10,
     lock_timeout: float = 600.0,
+    lock_stale_after: float = DEFAULT_STALE_AFTER,
     log: Any = None,
     move: bool = True,
 ) -> PromotionOutcome:
@@ -52,7 +53,9 @@ def promote_version(
     ``score(version) -> metrics`` scores a version on the evaluation data (called once per version). The
     alias moves under ``PromotionLock`` and only if it still points at the champion the challenger was
     compared with; otherwise the challenger is compared again with the new champion, up to
-    ``max_conflict_retries`` times. The decision is recorded on the challenger version's tags with ``actor``
+    ``max_conflict_retries`` times. A lock older than ``lock_stale_after`` seconds (its holder died) is taken
+    over, and the takeover recorded in the history. The decision is recorded on the challenger version's tags
+    with ``actor``
     (default: ``identity.actor()``); a call from the same task (a retry: same ``identity.key``) returns that
     recorded decision.
 
@@ -116,8 +119,11 @@ def promote_version(
             result = outcome(False, [], champion, None, note="gate passed; the alias moves after approval", passed=True)
             _record_decision(client, result, thresholds, actor)
             return result
+        lock = PromotionLock(
+            client, model_name, owner=identity.owner, timeout=lock_timeout, stale_after=lock_stale_after, actor=actor
+        )
         try:
-            with PromotionLock(client, model_name, owner=identity.owner, timeout=lock_timeout):
+            with lock:
                 entry = move_alias(
                     client, model_name, alias, str(version), expected_from=champion,
                     action="promote", reason=decision.summary()[:4000], actor=actor,
@@ -126,7 +132,13 @@ def promote_version(
             if log is not None:
                 log.warning("%s Comparing again with the new champion.", conflict)
             continue
-        result = outcome(True, [], champion, entry["seq"])
+        note = ""
+        if lock.takeover is not None:
+            note = (
+                f"took over the stale promotion lock held by {lock.takeover['holder']} for "
+                f"{lock.takeover['age_seconds']:.0f}s (history #{lock.takeover['seq']})"
+            )
+        result = outcome(True, [], champion, entry["seq"], note=note)
         _record_decision(client, result, thresholds, actor)
         return result
     result = outcome(
