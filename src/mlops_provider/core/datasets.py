@@ -32,7 +32,7 @@ from mlops_provider.core.errors import (
     ServiceUnreachableError,
     UnsupportedFormatError,
 )
-from mlops_provider.core.storage import put_bytes
+from mlops_provider.core.storage import is_unreachable, put_bytes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -199,7 +199,7 @@ def _list_local(location: DatasetLocation) -> list[_DataFile]:
 @contextmanager
 def _s3_errors(location: DatasetLocation) -> Iterator[None]:
     """botocore's errors as the provider's: named URI, what is wrong, what to do."""
-    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, PartialCredentialsError
+    from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
 
     try:
         yield
@@ -207,11 +207,6 @@ def _s3_errors(location: DatasetLocation) -> Iterator[None]:
         raise DatasetError(
             f"No AWS credentials to read {location.uri!r} ({error}); set the task's aws_conn_id to an 'aws' "
             "connection with a key (or a role the worker can assume)."
-        ) from error
-    except EndpointConnectionError as error:
-        raise ServiceUnreachableError(
-            f"S3 did not answer for {location.uri!r} ({error}); check the aws connection's endpoint_url and the "
-            "network. The task's retries will try again."
         ) from error
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
@@ -223,6 +218,13 @@ def _s3_errors(location: DatasetLocation) -> Iterator[None]:
         raise DatasetError(
             f"Could not list {location.uri!r} on S3 ({code or error}); check the aws connection's "
             "credentials and its access to the bucket."
+        ) from error
+    except Exception as error:
+        if not is_unreachable(error):
+            raise
+        raise ServiceUnreachableError(
+            f"S3 did not answer for {location.uri!r} ({error}); check the aws connection's endpoint_url and the "
+            "network. The task's retries will try again."
         ) from error
 
 
@@ -323,6 +325,10 @@ def _read_one(location: DatasetLocation, data_file: _DataFile, fmt: str, columns
         raise
     except Exception as error:  # pyarrow, pandas and botocore each raise their own types
         shown = f"s3://{location.bucket}/{data_file.name}" if location.scheme == "s3" else data_file.name
+        if location.scheme == "s3" and is_unreachable(error):
+            raise ServiceUnreachableError(
+                f"S3 did not answer while reading {shown!r} ({error}); the task's retries will try again."
+            ) from error
         raise DatasetError(
             f"Could not read {shown!r} (part of dataset {location.uri!r}) as {fmt}: "
             f"{type(error).__name__}: {error}. Check that the file is a complete {fmt} file, "

@@ -24,7 +24,7 @@ def put_bytes(location: Any, key_or_path: str, payload: bytes, s3_client: Any = 
         except ClientError as error:
             raise _s3_write_error(location, error) from error
         except Exception as error:
-            if not _is_unreachable(error):
+            if not is_unreachable(error):
                 raise
             # A PUT is atomic per object: nothing, or the old object, stays at the key; never part of this one.
             raise ServiceUnreachableError(
@@ -57,7 +57,7 @@ def get_bytes(location: Any, key_or_path: str, s3_client: Any = None) -> bytes:
                 ) from error
             raise
         except Exception as error:
-            if not _is_unreachable(error):
+            if not is_unreachable(error):
                 raise
             raise ServiceUnreachableError(
                 f"S3 did not answer while reading s3://{location.bucket}/{key_or_path} ({error}); check the aws "
@@ -69,7 +69,7 @@ def get_bytes(location: Any, key_or_path: str, s3_client: Any = None) -> bytes:
         raise DatasetNotFoundError(f"Nothing at {key_or_path!r}: the file does not exist.") from error
 
 
-def _is_unreachable(error: Exception) -> bool:
+def is_unreachable(error: Exception) -> bool:
     """botocore gave up reaching the endpoint (refused, dropped or timed-out connection, after its own
     retries); a TLS error is a configuration problem, not an outage."""
     from botocore.exceptions import ConnectionError as BotoConnectionError
