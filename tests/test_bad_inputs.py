@@ -26,8 +26,9 @@ import re
 import sqlite3
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -70,6 +71,7 @@ from mlops_provider.sensors.drift import DriftSensor
 from mlops_provider.sensors.features import FeatureFreshnessSensor
 from mlops_provider.sensors.registry import ModelAliasSensor
 from sample_data import churn_frame
+from support import task_instance
 
 UTC = timezone.utc
 DAY1 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -118,19 +120,7 @@ class World:
         return str(self.root / "out" / name)
 
 
-@dataclass
-class TaskInstanceStandIn:
-    """The TaskInstance attributes the operators read, for calling execute()/poke() outside a DAG run."""
-
-    run_id: str
-    dag_id: str = "bad_inputs"
-    task_id: str = "case"
-    try_number: int = 1
-    map_index: int = -1
-    xcoms: dict = field(default_factory=dict)
-
-    def xcom_push(self, key: str, value) -> None:
-        self.xcoms[key] = value
+TaskInstanceStandIn = partial(task_instance.TaskInstanceStandIn, dag_id="bad_inputs")
 
 
 class _Events(list):

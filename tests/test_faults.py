@@ -18,7 +18,7 @@ import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,7 +28,7 @@ import pytest
 
 from mlops_provider.core.errors import ServiceUnreachableError
 from sample_data import churn_frame
-from support import services
+from support import services, task_instance
 
 pytestmark = pytest.mark.system
 
@@ -37,19 +37,7 @@ GATE = {"roc_auc": {"min": 0.55}}
 LEASE = 3.0  # the promotion lock lease (stale_after) in the lock test
 
 
-@dataclass
-class TaskInstanceStandIn:
-    """The few TaskInstance attributes the operators read, for calling execute() outside a DAG run."""
-
-    dag_id: str = "fault_tests"
-    run_id: str = "manual__2026-01-01T00:00:00+00:00"
-    task_id: str = "train"
-    try_number: int = 1
-    map_index: int = -1
-    xcoms: dict = field(default_factory=dict)
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[key] = value
+TaskInstanceStandIn = partial(task_instance.TaskInstanceStandIn, dag_id="fault_tests")
 
 
 class _Events(list):

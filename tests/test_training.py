@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 import uuid
-from dataclasses import dataclass, field
+from functools import partial
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -18,6 +18,7 @@ from mlops_provider.core import training as core
 from mlops_provider.core.errors import ConfigurationError, EstimatorSpecError, TrainingDataError
 from mlops_provider.core.fingerprint import data_fingerprint
 from sample_data import churn_frame
+from support import task_instance
 from support.training_data import DELIVERY_FEATURES, DELIVERY_TARGET, delivery_frame
 
 CHURN_FEATURES = ["tenure_months", "monthly_charges", "support_calls", "plan", "contract"]
@@ -242,19 +243,7 @@ def test_pipeline_factory_is_used_as_returned():
 # -- bad input: clear errors, and nothing in MLflow ----------------------------------------------------
 
 
-@dataclass
-class TaskInstanceStandIn:
-    """The few TaskInstance attributes the operator reads, for calling execute() outside a DAG run."""
-
-    dag_id: str = "training_tests"
-    run_id: str = "manual__2026-01-01T00:00:00+00:00"
-    task_id: str = "train"
-    try_number: int = 1
-    map_index: int = -1
-    xcoms: dict = field(default_factory=dict)
-
-    def xcom_push(self, key: str, value) -> None:
-        self.xcoms[key] = value
+TaskInstanceStandIn = partial(task_instance.TaskInstanceStandIn, dag_id="training_tests")
 
 
 def mlflow_default(connection_env, server) -> None:
