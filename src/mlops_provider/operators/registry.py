@@ -19,10 +19,6 @@ if TYPE_CHECKING:
     from mlops_provider.core.registry import PromotionOutcome
     from mlops_provider.hooks.mlflow import MlflowHook
 
-PROMOTION_POOL_DOC = (
-    "Put promotion tasks in one Airflow pool (e.g. `pool='mlops_promotion'`) to queue them in the scheduler "
-    "as well; the registry lock is what guarantees the serialisation."
-)
 ON_REJECT = ("skip", "fail")
 
 
