@@ -6,9 +6,12 @@ restarted on the same storage, and the task tried again.
 * the MLflow server killed while a promotion holds the registry lock: the lock survives the restart, the next
   promotion takes it over after its lease, records the takeover, and the history stays gapless;
 * the S3 endpoint down during a read and during a report write: a retryable error, then success once S3 is
-  back, and no half-written report.
+  back, and no half-written report;
+* MLflow unavailable behind its gateway (503): a retryable error that names the server, and a ModelAliasSensor
+  waiting in the triggerer looks on through the outage and fires once when the alias moves.
 
-Each test starts its own server on a fresh root, so killing it disturbs no other test.
+Each test kills only a server it started on a fresh root (or switches off its own gateway in front of the
+shared one), so no fault disturbs another test.
 """
 
 from __future__ import annotations
@@ -375,3 +378,72 @@ def test_s3_unreachable_during_a_read_and_a_report_write_then_the_retry_succeeds
         assert sorted(keys) == sorted(["datasets/churn.parquet", report_key])
     finally:
         moto.stop()
+
+
+# -- 4. MLflow unavailable behind its gateway (503) while a sensor waits in the triggerer -----------------------
+
+
+@pytest.fixture
+def gateway(mlflow_server, connection_env, fast_mlflow_failures):
+    """``mlflow_gateway`` reaches the session's MLflow server through a gateway the test can switch off."""
+    front = services.Gateway(mlflow_server.url)
+    connection_env("mlflow_gateway", conn_type="mlflow", host="127.0.0.1", port=front.port)
+    try:
+        yield front
+    finally:
+        front.close()
+
+
+@pytest.mark.parametrize("mlflow_retries", [0, 1])
+def test_mlflow_unavailable_is_a_retryable_error_naming_the_server(gateway, monkeypatch, mlflow_retries):
+    """With MLflow's own retries (the 5xx outlasts them: 'too many 503 error responses') or without."""
+    from mlops_provider.hooks.mlflow import MlflowHook
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(mlflow_retries))
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    gateway.available = False
+    with pytest.raises(ServiceUnreachableError) as raised:
+        MlflowHook(mlflow_conn_id="mlflow_gateway").get_conn().search_registered_models(max_results=1)
+    message = str(raised.value)
+    assert raised.value.retryable
+    assert f"MLflow at {gateway.url} did not answer or was unavailable" in message and "503" in message, message
+    assert gateway.requests["refused"] == 1 + mlflow_retries
+
+
+def test_alias_wait_in_the_triggerer_outlives_an_mlflow_outage_and_fires_once(gateway, mlflow_server):
+    import asyncio
+
+    from mlops_provider.triggers.registry import ModelAliasTrigger
+
+    model_name = f"churn-outage-{uuid.uuid4().hex[:8]}"
+    outside = watcher(mlflow_server.url)
+    outside.create_registered_model(model_name)
+    run = outside.create_run(outside.create_experiment(model_name))
+    version = outside.create_model_version(model_name, f"runs:/{run.info.run_id}/model", run.info.run_id)
+    trigger = ModelAliasTrigger(
+        model_name=model_name, alias="champion", after_version=None, mlflow_conn_id="mlflow_gateway",
+        poll_interval=0.2,
+    )  # fmt: skip
+
+    async def wait_through_an_outage() -> list:
+        events: list = []
+
+        async def collect() -> None:
+            async for event in trigger.run():
+                events.append(event.payload)
+
+        waiting = asyncio.create_task(collect())
+        await asyncio.sleep(1.0)  # looking, the alias not set yet
+        gateway.available = False
+        await asyncio.sleep(1.5)  # MLflow unavailable: the trigger keeps looking
+        outside.set_registered_model_alias(model_name, "champion", version.version)
+        await asyncio.sleep(1.0)  # the alias moved, but nobody can see it through the gateway
+        assert not events and not waiting.done(), events
+        refused = gateway.requests["refused"]
+        gateway.available = True
+        await asyncio.wait_for(waiting, timeout=20)
+        assert refused >= 3, gateway.requests  # it did look during the outage
+        return events
+
+    events = asyncio.run(wait_through_an_outage())
+    assert events == [{"status": "success", "model_name": model_name, "alias": "champion", "version": "1"}]

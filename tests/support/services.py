@@ -238,3 +238,63 @@ def drop_postgres_database(url: str) -> None:
 
 def redis_reachable() -> bool:
     return port_open(REDIS["host"], REDIS["port"])
+
+
+class Gateway:
+    """A reverse proxy in front of one HTTP server, as a load balancer stands before MLflow in production:
+    it forwards every request while ``available`` and answers ``503 Service Unavailable`` (what a balancer
+    says when its backend is restarting) while not. ``requests`` counts what reached it."""
+
+    def __init__(self, target_url: str) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        gateway = self
+        self.target_url = target_url.rstrip("/")
+        self.available = True
+        self.requests = {"forwarded": 0, "refused": 0}
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if not gateway.available:
+                    gateway.requests["refused"] += 1
+                    self._answer(
+                        503, {"Content-Type": "text/html"}, b"<html><body>503 Service Unavailable</body></html>"
+                    )
+                    return
+                gateway.requests["forwarded"] += 1
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                request = urllib.request.Request(
+                    gateway.target_url + self.path, data=body, headers=headers, method=self.command
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as response:
+                        self._answer(response.status, dict(response.headers), response.read())
+                except urllib.error.HTTPError as error:
+                    self._answer(error.code, dict(error.headers), error.read())
+
+            def _answer(self, status: int, headers: dict, body: bytes) -> None:
+                self.send_response(status)
+                for key, value in headers.items():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _handle
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -331,9 +331,9 @@ def _is_refused(error: Any) -> bool:
     )
 
 
-# How MLflow words a request that never got an answer: it wraps requests' ConnectionError/Timeout in an
+# How MLflow words a request that never got a usable answer: it wraps requests' ConnectionError/Timeout in an
 # MlflowException ("API request to ... failed with exception ..."), sometimes (artifact transfers in a pool)
-# only as text.
+# only as text; an overloaded or restarting server answers with a 5xx status.
 _UNREACHABLE_TEXT = (
     "Failed to establish a new connection",
     "Connection refused",
@@ -344,6 +344,16 @@ _UNREACHABLE_TEXT = (
     "Read timed out",
     "ConnectTimeoutError",
     "failed with timeout exception",
+    # A proxy or the server itself answered "not now" (502/503/504, or 5xx until MLflow's retries ran out).
+    "error code 502",
+    "error code 503",
+    "error code 504",
+    "too many 50",
+    # The tracking server lost its backend database (restarted, failed over): a 500 that names the cause.
+    "server closed the connection unexpectedly",
+    "terminating connection due to administrator command",
+    "the database system is starting up",
+    "the database system is shutting down",
 )
 
 
@@ -364,7 +374,8 @@ def _unreachable_error(
     error: BaseException, settings: TrackingSettings, conn_id: str
 ) -> ServiceUnreachableError | None:
     """A retryable ServiceUnreachableError when ``error`` means the tracking server did not answer (refused
-    connection, dropped connection, timeout, after MLflow's own retries); None for any other error."""
+    connection, dropped connection, timeout) or answered "unavailable" (502/503/504, a lost backend database),
+    after MLflow's own retries; None for any other error."""
     from mlflow.exceptions import MlflowException
 
     if isinstance(error, ServiceUnreachableError):
@@ -385,13 +396,20 @@ def _unreachable_error(
         return None
     text = str(error)
     reason = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
-    shown = reason.group(1) if reason else next((t for t in _UNREACHABLE_TEXT if t in text), type(error).__name__)
+    status = re.search(r"too many (5\d\d) error responses|error code (5\d\d)", text)
+    if reason:
+        shown = reason.group(1)
+    elif status:
+        shown = f"HTTP {status.group(1) or status.group(2)}"
+    else:
+        shown = next((t for t in _UNREACHABLE_TEXT if t in text), type(error).__name__)
     request = re.search(r"API request to (\S+) failed", text)
     if request:
         shown += f", on {urlsplit(request.group(1)).path}"
     return ServiceUnreachableError(
-        f"MLflow at {settings.safe_tracking_uri} did not answer ({shown}; connection {conn_id!r}). Check that the "
-        "tracking server is running and reachable from the worker; the task's retries will try again."
+        f"MLflow at {settings.safe_tracking_uri} did not answer or was unavailable ({shown}; connection "
+        f"{conn_id!r}). Check that the tracking server and its database are running and reachable from the "
+        "worker; the task's retries will try again."
     )
 
 

@@ -18,7 +18,8 @@ class ModelAliasTrigger(BaseTrigger):
     greater than ``after_version`` (or to any version when ``after_version`` is None).
 
     The registry call is a blocking HTTP request; it runs in a worker thread so the triggerer's event loop
-    stays free for every other trigger.
+    stays free for every other trigger. A server that does not answer (down, restarting, 503) is waited out;
+    any other error (a refused login, a deleted model) ends the wait with an error event.
     """
 
     def __init__(
@@ -63,10 +64,16 @@ class ModelAliasTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from asgiref.sync import sync_to_async
 
+        from mlops_provider.core.errors import ServiceUnreachableError
+
         current_version = sync_to_async(self._current_version)
         while True:
             try:
                 version = await current_version()
+            except ServiceUnreachableError as error:  # an outage or a restart: the wait outlives it
+                self.log.warning("%s Waiting on; next look in %ss.", error, self.poll_interval)
+                await asyncio.sleep(self.poll_interval)
+                continue
             except Exception as error:  # report to the task instead of dying silently in the triggerer
                 yield TriggerEvent({"status": "error", "message": f"{type(error).__name__}: {error}"})
                 return
