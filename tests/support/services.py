@@ -77,6 +77,40 @@ class ManagedProcess:
         self.popen.wait(timeout=timeout)
 
 
+def descendants(pid: int) -> list[int]:
+    """Every living process under ``pid`` (children, grandchildren, ...), from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def restart_postgres() -> float:
+    """Restart this machine's PostgreSQL cluster (fast mode: every open connection is cut); returns the
+    seconds it took until it accepted connections again."""
+    started = time.monotonic()
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "--mode", "fast"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not port_open(POSTGRES["host"], POSTGRES["port"]):
+        if time.monotonic() > deadline:
+            raise ServiceUnavailable("PostgreSQL did not come back within 60s of its restart")
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
 def _signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)

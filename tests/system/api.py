@@ -166,6 +166,17 @@ class AirflowApi:
             path += f"/{map_index}"
         return self.get(path)
 
+    def tries(self, dag_id: str, run_id: str, task_id: str) -> list[dict]:
+        """Every try of a task instance (state, hostname, start and end), oldest first."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/tries"
+        return sorted(self.get(path)["task_instances"], key=lambda t: t["try_number"])
+
+    def clear(self, dag_id: str, run_id: str, task_ids: list[str]) -> list[dict]:
+        """Clear task instances of a run (the UI's "Clear"): they run again, and the run with them."""
+        body = {"dag_run_id": run_id, "task_ids": task_ids, "dry_run": False, "only_failed": False,
+                "reset_dag_runs": True}  # fmt: skip
+        return self.request("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", json=body)["task_instances"]
+
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         entry = self.get(
             f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",

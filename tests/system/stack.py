@@ -27,6 +27,7 @@ import functools
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -88,7 +89,34 @@ class Stack:
     model_name: str
     known_secrets: dict[str, str] = field(default_factory=lambda: dict(KNOWN_SECRETS), repr=False)
     processes: dict[str, services.ManagedProcess] = field(default_factory=dict)
+    commands: dict[str, list[str]] = field(default_factory=dict, repr=False)
     timings: dict[str, float] = field(default_factory=dict)
+
+    def kill(self, name: str) -> list[int]:
+        """A component dies as its machine would: SIGKILL to its process and every process under it (a Celery
+        worker's task processes included, whatever group they are in). Returns the pids killed."""
+        process = self.processes[name]
+        doomed = [process.pid, *services.descendants(process.pid)]
+        for pid in doomed:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        process.kill()
+        return doomed
+
+    def restart(self, name: str) -> services.ManagedProcess:
+        """Start a component again with its command and environment (as its supervisor would after a crash)."""
+        assert self.processes[name].popen.poll() is not None, f"{name} is still running: kill it first"
+        self.processes[name] = start_component(name, self.commands[name], self.root, self.env)
+        return self.processes[name]
+
+    def restart_exited(self) -> list[str]:
+        """Restart every component that exited (a crash after a fault); returns their names."""
+        exited = [name for name in COMPONENTS if self.processes[name].popen.poll() is not None]
+        for name in exited:
+            self.restart(name)
+        return exited
 
     def s3(self):
         return s3_client(self.moto_url)
@@ -252,6 +280,10 @@ def airflow_env(root: Path, metadata_url: str, api_port: int, mlflow_url: str, m
         "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
         "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300",
         "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
+        # A dead worker's task, a dead triggerer's triggers: noticed in seconds, not the default minutes.
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "3",
+        "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(services.free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(services.free_port()),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(root / "airflow" / "logs"),
@@ -338,6 +370,11 @@ def write_sample_data(root: Path, moto_url: str) -> None:
     client = s3_client(moto_url)
     for path in sorted(folder.rglob("*.parquet")):
         client.upload_file(str(path), BUCKET, f"data/churn/{path.relative_to(folder).as_posix()}")
+
+
+def start_component(name: str, command: list[str], root: Path, env: dict[str, str]) -> services.ManagedProcess:
+    """One Airflow component, its output appended to ``<root>/logs/<name>.log`` (a restart adds to the log)."""
+    return services.start_process(name, command, root / "logs", ready=lambda: True, env=env, timeout=5)
 
 
 def _wait_healthy(stack: Stack, timeout: float = 180) -> None:
@@ -438,11 +475,9 @@ def running_stack(root: Path, moto_url: str) -> Iterator[Stack]:
             "celery-worker": ["celery", "worker", "--concurrency", "3", "--celery-hostname", "mlops-system@%h",
                               "--without-mingle", "--without-gossip"],
         }  # fmt: skip
+        commands = {name: [str(services.BIN / "airflow"), *command] for name, command in commands.items()}
         for name in COMPONENTS:  # spawned together; readiness is checked below through the health endpoint
-            processes[name] = services.start_process(
-                name, [str(services.BIN / "airflow"), *commands[name]], root / "logs",
-                ready=lambda: True, env=env, timeout=5,
-            )  # fmt: skip
+            processes[name] = start_component(name, commands[name], root, env)
         api_url = f"http://127.0.0.1:{api_port}"
         stack = Stack(
             root=root,
@@ -456,6 +491,7 @@ def running_stack(root: Path, moto_url: str) -> Iterator[Stack]:
             landing_uri=env["MLOPS_LANDING_URI"],
             model_name=MODEL_NAME,
             processes=processes,
+            commands=commands,
         )
         stack.api.diagnostics = stack.diagnostics
         _wait_healthy(stack)
