@@ -1,0 +1,1 @@
+"""Live model performance: the prediction log, labels joined to it, and the statistics that judge it."""
