@@ -84,3 +84,19 @@ class TrainingDataError(MlopsError):
 class EstimatorSpecError(MlopsError):
     """The estimator cannot be built as given: an import path that does not resolve, an object that is not a
     scikit-learn estimator or pipeline factory, or parameters the estimator rejects."""
+
+
+class PredictionLogError(MlopsError):
+    """A prediction log cannot be written or read as asked: missing log columns, a time without a time zone, rows
+    whose prediction time does not belong to the file's ``dt=`` partition, a window that ends before it starts."""
+
+
+class LabelJoinError(MlopsError):
+    """Labels cannot be joined to logged predictions: a missing id, label or timestamp column, duplicate ids,
+    naive label timestamps, label values of another type than the predictions, or no label matching any
+    prediction."""
+
+
+class NoMatchingLabelsError(LabelJoinError):
+    """No label matches a logged prediction (by id, and by time when the labels carry one): the labels belong to
+    other predictions, have not arrived yet, or hold their ids in another type than the log."""

@@ -9,6 +9,9 @@ from mlops_provider.core.errors import ConfigurationError, DatasetError
 if TYPE_CHECKING:
     import pandas as pd
 
+PREDICTION_COLUMN = "prediction"
+PROBABILITY_PREFIX = "probability_"
+
 
 def model_features(model: Any) -> list[str]:
     features = getattr(model, "feature_names_in_", None)
@@ -20,6 +23,17 @@ def model_features(model: Any) -> list[str]:
     return [str(f) for f in features]
 
 
+def input_columns(model: Any, frame: pd.DataFrame, source: str = "the input") -> list[str]:
+    """The model's input columns; a ConfigurationError naming the missing ones when ``frame`` lacks any."""
+    features = model_features(model)
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise ConfigurationError(
+            f"{source} lacks the model's input columns {missing}; it has {list(frame.columns)[:20]}."
+        )
+    return features
+
+
 def predict_frame(
     model: Any,
     frame: pd.DataFrame,
@@ -28,16 +42,14 @@ def predict_frame(
     keep_columns: list[str] | None = None,
     include_probabilities: bool = True,
     source: str = "the input",
+    scores: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The kept input columns plus predictions (and class probabilities for classifiers)."""
-    import pandas as pd
+    """The kept input columns plus predictions (and class probabilities for classifiers).
 
-    features = model_features(model)
-    missing = [c for c in features if c not in frame.columns]
-    if missing:
-        raise ConfigurationError(
-            f"{source} lacks the model's input columns {missing}; it has {list(frame.columns)[:20]}."
-        )
+    ``scores``: the model's answers for ``frame`` from ``score_frame``, when the caller has them already (a task
+    that also logs them scores once); without it the model scores ``frame`` here.
+    """
+    input_columns(model, frame, source)
     keep = list(frame.columns) if keep_columns is None else list(keep_columns)
     unknown = [c for c in keep if c not in frame.columns]
     if unknown:
@@ -45,14 +57,32 @@ def predict_frame(
             f"keep_columns names {unknown}, which {source} does not have; use columns it has: "
             f"{list(frame.columns)[:20]}."
         )
-    inputs = _numeric_inputs_as_numbers(model, frame[features], source)
+    if scores is None:
+        scores = score_frame(model, frame, include_probabilities=include_probabilities, source=source)
     output = frame[keep].reset_index(drop=True)
-    output[prediction_column] = pd.Series(model.predict(inputs)).reset_index(drop=True)
+    output[prediction_column] = scores[PREDICTION_COLUMN]
+    if include_probabilities:
+        for column in scores.columns:
+            if column.startswith(PROBABILITY_PREFIX):
+                output[column] = scores[column]
+    return output
+
+
+def score_frame(
+    model: Any, frame: pd.DataFrame, *, include_probabilities: bool = True, source: str = "the input"
+) -> pd.DataFrame:
+    """The model's answers for every row of ``frame``, in its row order (index reset): ``prediction`` and, for
+    classifiers (with ``include_probabilities``), one ``probability_<class>`` column per class."""
+    import pandas as pd
+
+    features = input_columns(model, frame, source)
+    inputs = _numeric_inputs_as_numbers(model, frame[features], source)
+    scores = pd.DataFrame({PREDICTION_COLUMN: pd.Series(model.predict(inputs)).reset_index(drop=True)})
     if include_probabilities and hasattr(model, "predict_proba"):
         probabilities = model.predict_proba(inputs)
         for index, label in enumerate(model.classes_):
-            output[f"probability_{label}"] = probabilities[:, index]
-    return output
+            scores[f"{PROBABILITY_PREFIX}{label}"] = probabilities[:, index]
+    return scores
 
 
 def _numeric_inputs_as_numbers(model: Any, inputs: pd.DataFrame, source: str) -> pd.DataFrame:
