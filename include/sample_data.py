@@ -7,8 +7,15 @@ Columns: ``customer_id`` (int), ``tenure_months`` (int, 0-71), ``monthly_charges
 Switches:
 
 * ``drift=True``: customers pay more (``monthly_charges`` +15 on average) and move to the ``pro`` plan;
+* ``concept_drift=True``: the inputs keep their distribution but churn follows another rule (long tenure and
+  yearly contracts no longer protect, support calls matter less): a model trained before it loses accuracy
+  with no input drift at all;
 * ``corruption=<kind>``: one of ``CORRUPTIONS`` (a missing column, nulls, out-of-range values, an unseen
   category, a wrong dtype, an empty partition), for showing that validation blocks bad data.
+
+Labels arrive late in production: ``write_labels`` writes the label of each row ``delay_days`` after the row
+was observed, as ``<labels>/dt=<day the labels arrived>/labels.parquet`` with ``customer_id``, ``dt`` (the day
+of the predicted partition: with ``customer_id`` the key), ``churned`` and ``label_timestamp``.
 
 As a script it writes daily parquet partitions ``<out>/dt=YYYY-MM-DD/part-00000.parquet``:
 
@@ -41,6 +48,7 @@ def churn_frame(
     drift: bool = False,
     day: date | str = "2026-01-01",
     first_customer_id: int = 0,
+    concept_drift: bool = False,
 ) -> pd.DataFrame:
     """One day of customer activity; the same ``seed`` gives the same rows."""
     rng = np.random.default_rng(seed)
@@ -51,14 +59,24 @@ def churn_frame(
     charges = (rng.normal(85 if drift else 70, 20, rows) + (plan == "pro") * 15).clip(5, None).round(2)
     calls = rng.poisson(1.5, rows)
     start = pd.Timestamp(str(day), tz="UTC")
-    logit = (
-        -1.2
-        - 0.05 * tenure
-        + 0.03 * (charges - 70)
-        + 0.45 * calls
-        + 0.8 * (contract == "monthly")
-        - 0.4 * (plan == "pro")
-    )
+    if concept_drift:
+        logit = (
+            -2.6
+            + 0.03 * tenure
+            + 0.03 * (charges - 70)
+            + 0.1 * calls
+            - 0.8 * (contract == "monthly")
+            - 0.4 * (plan == "pro")
+        )
+    else:
+        logit = (
+            -1.2
+            - 0.05 * tenure
+            + 0.03 * (charges - 70)
+            + 0.45 * calls
+            + 0.8 * (contract == "monthly")
+            - 0.4 * (plan == "pro")
+        )
     return pd.DataFrame(
         {
             ENTITY: np.arange(first_customer_id, first_customer_id + rows),
@@ -104,6 +122,7 @@ def write_partitions(
     drift: bool = False,
     corruption: str | None = None,
     seed: int = 0,
+    concept_drift: bool = False,
 ) -> list[Path]:
     """Write ``days`` daily partitions under ``out``; each day's rows depend only on the seed and the date."""
     first = date.fromisoformat(str(start))
@@ -111,13 +130,38 @@ def write_partitions(
     for offset in range(days):
         day = first + timedelta(days=offset)
         day_seed = seed * 100_003 + day.toordinal()
-        frame = churn_frame(rows_per_day, day_seed, drift=drift, day=day, first_customer_id=offset * rows_per_day)
+        frame = churn_frame(
+            rows_per_day, day_seed, drift=drift, day=day, first_customer_id=offset * rows_per_day,
+            concept_drift=concept_drift,
+        )  # fmt: skip
         if corruption:
             frame = corrupt(frame, corruption, seed=day_seed)
         folder = Path(out) / f"dt={day.isoformat()}"
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / "part-00000.parquet"
         frame.to_parquet(target, index=False)
+        written.append(target)
+    return written
+
+
+def write_labels(partitions: list[Path], labels: str | Path, *, delay_days: int = 3) -> list[Path]:
+    """The labels of the rows in ``partitions`` (as ``write_partitions`` returns them), each known
+    ``delay_days`` after its row's ``event_timestamp``; one file per day the labels arrive."""
+    frames = []
+    for path in partitions:
+        rows = pd.read_parquet(path, columns=[ENTITY, TIMESTAMP, TARGET])
+        rows["dt"] = path.parent.name.split("=", 1)[1]
+        rows["label_timestamp"] = rows.pop(TIMESTAMP) + pd.Timedelta(days=delay_days)
+        frames.append(rows)
+    every = pd.concat(frames, ignore_index=True)
+    written = []
+    for day, group in every.groupby(every["label_timestamp"].dt.strftime("%Y-%m-%d"), sort=True):
+        folder = Path(labels) / f"dt={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / "labels.parquet"
+        if target.exists():  # labels of several prediction days may arrive on one day
+            group = pd.concat([pd.read_parquet(target), group]).drop_duplicates([ENTITY, "dt"], keep="last")
+        group[[ENTITY, "dt", TARGET, "label_timestamp"]].to_parquet(target, index=False)
         written.append(target)
     return written
 
@@ -130,9 +174,12 @@ def main() -> None:
     parser.add_argument("--rows-per-day", type=int, default=2000)
     parser.add_argument("--drift", action="store_true", help="inject drift (higher charges, more pro plans)")
     parser.add_argument("--corruption", choices=CORRUPTIONS, help="inject one kind of bad data")
+    parser.add_argument("--concept-drift", action="store_true", help="same inputs, another churn rule")
+    parser.add_argument("--labels-out", help="also write the rows' labels here, as they arrive late")
+    parser.add_argument("--label-delay-days", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    for path in write_partitions(
+    written = write_partitions(
         args.out,
         start=args.start,
         days=args.days,
@@ -140,7 +187,11 @@ def main() -> None:
         drift=args.drift,
         corruption=args.corruption,
         seed=args.seed,
-    ):
+        concept_drift=args.concept_drift,
+    )
+    if args.labels_out:
+        written += write_labels(written, args.labels_out, delay_days=args.label_delay_days)
+    for path in written:
         print(path)
 
 

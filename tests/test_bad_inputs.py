@@ -41,6 +41,7 @@ from mlops_provider.core.errors import (
     ConfigurationError,
     DatasetError,
     DatasetNotFoundError,
+    DataStateError,
     DriftInputError,
     EntityFrameError,
     EstimatorSpecError,
@@ -72,6 +73,7 @@ from mlops_provider.sensors.features import FeatureFreshnessSensor
 from mlops_provider.sensors.registry import ModelAliasSensor
 from sample_data import churn_frame
 from support import task_instance
+from support.environment import environment
 
 UTC = timezone.utc
 DAY1 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -691,8 +693,8 @@ CASES: list[Case] = [
     # -- DriftEventOperator -----------------------------------------------------------------------------
     Case("drift-event-none-recorded", "DriftEventOperator", "no drift event of the model recorded yet",
          lambda w: DriftEventOperator(task_id="event", model_name=MODEL),
-         DriftInputError, r"mlops://drift/", r"run the drift monitor",
-         "DriftInputError: no drift event yet; run the drift monitor first",
+         DataStateError, r"mlops://drift/", r"run the drift monitor",
+         "DataStateError (retried): no drift event yet; run the drift monitor first",
          context=lambda w: {"inlet_events": {drift_asset(MODEL): []}}),
     Case("drift-event-no-inlet", "DriftEventOperator", "a manual run whose task does not declare the inlet",
          lambda w: DriftEventOperator(task_id="event", model_name=MODEL),
@@ -871,28 +873,22 @@ def world(mlflow_server, mlflow_auth_server, moto_server, tmp_path_factory):
     from mlops_provider.hooks.mlflow import MlflowHook
 
     url = urlsplit(mlflow_server.url)
-    saved = {name: os.environ.get(name) for name in ("AIRFLOW_CONN_MLFLOW_DEFAULT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES")}
-    os.environ["AIRFLOW_CONN_MLFLOW_DEFAULT"] = json.dumps({"conn_type": "mlflow", "host": url.hostname,
-                                                           "port": url.port})  # fmt: skip
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "1"  # a refused request fails in seconds, not minutes
-    root = tmp_path_factory.mktemp("bad-inputs")
-    data = _write_data(root / "data")
-    (root / "out").mkdir()
-    (root / "not_a_repo").mkdir()
-    hook = MlflowHook()
-    client = hook.get_conn()
-    _models(client, hook, data["churn"])
-    feast_repo, broken_repo = _feature_repos(root)
-    data["labels"] = str(feast_repo / "data" / "churn_labels.parquet")
-    yield World(
-        root=root, data=data, bucket=_s3_bucket(data["churn"]), client=client, feast_repo=feast_repo,
-        broken_repo=broken_repo, not_a_repo=root / "not_a_repo", auth_server_url=mlflow_auth_server.url,
-    )  # fmt: skip
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    connection = json.dumps({"conn_type": "mlflow", "host": url.hostname, "port": url.port})
+    # A refused request fails in seconds, not minutes (MLFLOW_HTTP_REQUEST_MAX_RETRIES).
+    with environment(AIRFLOW_CONN_MLFLOW_DEFAULT=connection, MLFLOW_HTTP_REQUEST_MAX_RETRIES="1"):
+        root = tmp_path_factory.mktemp("bad-inputs")
+        data = _write_data(root / "data")
+        (root / "out").mkdir()
+        (root / "not_a_repo").mkdir()
+        hook = MlflowHook()
+        client = hook.get_conn()
+        _models(client, hook, data["churn"])
+        feast_repo, broken_repo = _feature_repos(root)
+        data["labels"] = str(feast_repo / "data" / "churn_labels.parquet")
+        yield World(
+            root=root, data=data, bucket=_s3_bucket(data["churn"]), client=client, feast_repo=feast_repo,
+            broken_repo=broken_repo, not_a_repo=root / "not_a_repo", auth_server_url=mlflow_auth_server.url,
+        )  # fmt: skip
 
 
 # -- the state snapshot -----------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from mlops_provider.core.performance.log import (
 from mlops_provider.operators.prediction import BatchPredictOperator
 from sample_data import churn_frame
 from support import task_instance
+from support.environment import environment
 from support.training_data import DELIVERY_FEATURES, DELIVERY_TARGET, delivery_frame
 
 UTC = timezone.utc
@@ -95,10 +96,8 @@ def world(tmp_path_factory):
     from mlops_provider.hooks.mlflow import MlflowHook
 
     root = tmp_path_factory.mktemp("prediction-log")
-    saved = {name: os.environ.get(name) for name in ("MLOPS_HOME", "AIRFLOW_CONN_MLFLOW_DEFAULT")}
-    os.environ["MLOPS_HOME"] = str(root / "home")
-    os.environ.pop("AIRFLOW_CONN_MLFLOW_DEFAULT", None)  # the embedded store of this module's $MLOPS_HOME
-    try:
+    # The embedded store of this module's $MLOPS_HOME.
+    with environment(MLOPS_HOME=str(root / "home"), AIRFLOW_CONN_MLFLOW_DEFAULT=None):
         (root / "data").mkdir()
         (root / "out").mkdir()
         data = {"churn": str(root / "data" / "churn.parquet"), "churn_train": str(root / "data" / "train.parquet"),
@@ -121,12 +120,6 @@ def world(tmp_path_factory):
         client.set_registered_model_alias(CHURN, "challenger", "2")
         client.set_registered_model_alias(DELIVERY, "champion", "1")
         yield World(root, root / "home", data)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def files_under(folder: Path) -> list[str]:

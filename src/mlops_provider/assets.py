@@ -3,6 +3,8 @@
 * ``mlops://drift/<model_name>``: drift was found for a model's inputs (DetectDriftOperator, DriftSensor).
   Its event ``extra`` carries the drift summary, so a retraining DAG scheduled on it knows which columns
   drifted.
+* ``mlops://performance/<model_name>``: a model's live performance degraded (EvaluateLivePerformanceOperator);
+  its ``extra`` carries the numbers (metric, live value and interval, baseline, labelled rows, window).
 * ``mlflow://<model_name>@<alias>``: a registered model's alias moved (promotion, rollback).
 
 Emitting tasks declare an ``AssetAlias`` as outlet and attach the concrete asset at run time, so an event is
@@ -20,7 +22,9 @@ if TYPE_CHECKING:
     from urllib.parse import SplitResult
 
 DRIFT_ALIAS = "mlops-drift-events"
+PERFORMANCE_ALIAS = "mlops-performance-events"
 MODEL_ALIAS_EVENTS = "mlops-model-alias-events"
+MLOPS_ASSET_KINDS = ("drift", "performance")
 
 
 def drift_asset(model_name: str) -> Asset:
@@ -32,9 +36,22 @@ def drift_alias() -> AssetAlias:
     return AssetAlias(name=DRIFT_ALIAS, group="mlops")
 
 
+def performance_asset(model_name: str) -> Asset:
+    """The asset a retraining DAG schedules on to answer degraded live performance."""
+    return Asset(
+        uri=f"mlops://performance/{quote(model_name, safe='')}", name=f"performance:{model_name}", group="mlops"
+    )
+
+
+def performance_alias() -> AssetAlias:
+    return AssetAlias(name=PERFORMANCE_ALIAS, group="mlops")
+
+
 def sanitize_mlops_uri(uri: SplitResult) -> SplitResult:
-    if uri.netloc != "drift" or not uri.path.strip("/"):
-        raise ValueError("An mlops:// asset URI must look like mlops://drift/<model_name>")
+    if uri.netloc not in MLOPS_ASSET_KINDS or not uri.path.strip("/"):
+        raise ValueError(
+            "An mlops:// asset URI must look like mlops://drift/<model_name> or mlops://performance/<model_name>"
+        )
     return uri
 
 

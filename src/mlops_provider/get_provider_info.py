@@ -24,7 +24,11 @@ def get_provider_info() -> dict:
             {
                 "integration-name": "MLflow",
                 "external-doc-url": "https://mlflow.org/docs/latest/",
-                "how-to-guide": ["/docs/operators/training.md", "/docs/operators/registry.md"],
+                "how-to-guide": [
+                    "/docs/operators/training.md",
+                    "/docs/operators/registry.md",
+                    "/docs/operators/performance.md",
+                ],
                 "tags": ["ml"],
             },
             {
@@ -60,6 +64,7 @@ def get_provider_info() -> dict:
                     f"{_PACKAGE}.operators.prediction",
                     f"{_PACKAGE}.operators.lifecycle",
                     f"{_PACKAGE}.operators.datasets",
+                    f"{_PACKAGE}.operators.performance",
                 ],
             },
             {"integration-name": "Great Expectations", "python-modules": [f"{_PACKAGE}.operators.validation"]},
@@ -67,7 +72,10 @@ def get_provider_info() -> dict:
         ],
         "sensors": [
             {"integration-name": "Feast", "python-modules": [f"{_PACKAGE}.sensors.features"]},
-            {"integration-name": "MLflow", "python-modules": [f"{_PACKAGE}.sensors.registry"]},
+            {
+                "integration-name": "MLflow",
+                "python-modules": [f"{_PACKAGE}.sensors.registry", f"{_PACKAGE}.sensors.performance"],
+            },
             {"integration-name": "Evidently", "python-modules": [f"{_PACKAGE}.sensors.drift"]},
         ],
         "triggers": [
@@ -89,6 +97,7 @@ def get_provider_info() -> dict:
             f"{_PACKAGE}.links.mlflow.MlflowRunLink",
             f"{_PACKAGE}.links.validation.ValidationReportLink",
             f"{_PACKAGE}.links.drift.DriftReportLink",
+            f"{_PACKAGE}.links.performance.PerformanceReportLink",
         ],
         "asset-uris": [
             {"schemes": ["mlops"], "handler": f"{_PACKAGE}.assets.sanitize_mlops_uri"},

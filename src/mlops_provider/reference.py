@@ -12,6 +12,8 @@
 | ``MLOPS_PRIMARY_METRIC`` | ``roc_auc`` | the gate's metric (``rmse`` etc. for regression) |
 | ``MLOPS_MIN_IMPROVEMENT`` | ``0.0`` | how much the challenger must beat the champion by |
 | ``MLOPS_DRIFT_SHARE`` | ``0.25`` | share of feature columns that must drift to call it drift |
+| ``MLOPS_LABELS_URI`` | ``$MLOPS_HOME/labels/churn`` | labels as they arrive: ids, label, ``label_timestamp`` |
+| ``MLOPS_LABEL_DELAY_DAYS`` | ``3`` | how many days after a prediction its label is known |
 
 The defaults fit the sample data of ``include/sample_data.py``; point the variables at your own data to
 run the same DAGs on it.
@@ -44,6 +46,8 @@ class ReferenceSettings:
     min_improvement: float
     drift_share: float
     id_columns: tuple[str, ...] = SAMPLE_ID_COLUMNS
+    labels_uri: str = ""
+    label_delay_days: int = 3
 
     @property
     def landing_on_s3(self) -> bool:
@@ -86,4 +90,6 @@ def reference_settings(dags_folder: str | os.PathLike | None = None) -> Referenc
         # With a handful of features one drifted column in four is worth a retrain; two of five columns each
         # falsely flagged at the 5% level happens on ~2% of quiet days.
         drift_share=float(env("MLOPS_DRIFT_SHARE") or 0.25),
+        labels_uri=env("MLOPS_LABELS_URI") or str(home / "labels" / "churn"),
+        label_delay_days=int(env("MLOPS_LABEL_DELAY_DAYS") or 3),
     )

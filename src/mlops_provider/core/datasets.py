@@ -334,9 +334,12 @@ def _read_one(location: DatasetLocation, data_file: _DataFile, fmt: str, columns
             f"{type(error).__name__}: {error}. Check that the file is a complete {fmt} file, "
             "or pass the right format."
         ) from error
+    added = []
     for key, value in _partition_values(data_file.relative_dir).items():
         if key not in frame.columns and (columns is None or key in columns):
             frame[key] = value
+            added.append(key)
+    frame.attrs[PATH_ONLY_COLUMNS_ATTR] = added
     return frame
 
 
@@ -344,6 +347,8 @@ URI_LIST_SEPARATOR = ","
 # ``DataFrame.attrs`` key: the columns that came from ``key=value`` folder names, not from the files. They
 # describe where rows are stored, so training does not take them as features by default.
 PARTITION_COLUMNS_ATTR = "mlops_partition_columns"
+# The partition columns that exist only in the folder names (the files do not hold them).
+PATH_ONLY_COLUMNS_ATTR = "mlops_path_only_columns"
 
 
 def partition_columns(frame: pd.DataFrame) -> list[str]:
@@ -402,13 +407,16 @@ def read_dataset(
             frames = list(pool.map(lambda f: _read_one(location, f, fmt, columns, s3_client), files))
     else:
         frames = [_read_one(location, data_file, fmt, columns, s3_client) for data_file in files]
+    path_only = {key for part in frames for key in part.attrs.get(PATH_ONLY_COLUMNS_ATTR, [])}
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     own = _own_partition_values(location)
     for key, value in own.items():
         if key not in frame.columns and (columns is None or key in columns):
             frame[key] = value
+            path_only.add(key)
     keys = set(own) | {key for data_file in files for key in _partition_values(data_file.relative_dir)}
     frame.attrs[PARTITION_COLUMNS_ATTR] = sorted(key for key in keys if key in frame.columns)
+    frame.attrs[PATH_ONLY_COLUMNS_ATTR] = sorted(path_only)
     if frame.empty and not allow_empty:
         raise EmptyDatasetError(
             f"Dataset {uri!r} has no rows ({len(files)} file(s), columns {list(frame.columns)}); "

@@ -114,6 +114,13 @@ class DriftResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def column_verdicts(self) -> dict[str, dict[str, Any]]:
+        """Per tested column: ``{method, score, threshold, drifted}`` (what the operators return in XCom)."""
+        return {
+            name: {"method": c.method, "score": c.score, "threshold": c.threshold, "drifted": c.drifted}
+            for name, c in self.columns.items()
+        }
+
     def summary(self) -> str:
         """One readable paragraph: the verdict and the numbers behind it."""
         tested = len(self.columns)
@@ -281,14 +288,61 @@ def detect_drift(reference: pd.DataFrame, current: pd.DataFrame, settings: Drift
     )
 
 
+@dataclass
+class ReportSection:
+    """A further section of the drift report, below the input columns: its ``title``, a paragraph ``note`` (markdown)
+    and, when something was tested, the two frames, the verdict and the settings it was tested with."""
+
+    title: str
+    note: str
+    reference: pd.DataFrame | None = None
+    current: pd.DataFrame | None = None
+    result: DriftResult | None = None
+    settings: DriftSettings | None = None
+
+
 def render_html_report(
-    reference: pd.DataFrame, current: pd.DataFrame, result: DriftResult, settings: DriftSettings
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    result: DriftResult,
+    settings: DriftSettings,
+    section: ReportSection | None = None,
 ) -> str:
     """Evidently's drift report, with the same methods, on at most ``report_rows`` sampled rows per side.
 
     The report's per-column verdicts come from the sample and may differ from ``result`` for borderline
-    columns; the verdict of record is ``result``.
+    columns; the verdict of record is ``result``. With ``section`` (e.g. the prediction drift), the page holds
+    two groups: "Input drift" (the columns above) and the section, with its note and its own columns.
     """
+    snapshot = _evidently_snapshot(reference, current, result, settings)
+    if section is None:
+        handle, path = tempfile.mkstemp(suffix=".html", prefix="mlops-drift-")
+        os.close(handle)
+        try:
+            snapshot.save_html(str(path))  # Evidently writes only when given a str
+            with open(path, encoding="utf-8") as report:
+                return report.read()
+        finally:
+            os.unlink(path)
+    from evidently.core.metric_types import render_widgets
+    from evidently.legacy.renderers.html_widgets import group_widget, text_widget
+
+    widgets = [text_widget(title="", text=section.note)]
+    tests = list(snapshot._tests_widgets)
+    if section.result is not None and section.reference is not None and section.current is not None:
+        extra = _evidently_snapshot(section.reference, section.current, section.result, section.settings or settings)
+        widgets.extend(extra._widgets)
+        tests.extend(extra._tests_widgets)
+    groups = [group_widget(title="Input drift", widgets=list(snapshot._widgets)),
+              group_widget(title=section.title, widgets=widgets)]  # fmt: skip
+    return str(render_widgets([*groups, *tests], as_iframe=False))
+
+
+def _evidently_snapshot(
+    reference: pd.DataFrame, current: pd.DataFrame, result: DriftResult, settings: DriftSettings
+) -> Any:
+    """Evidently's ``DataDriftPreset`` run on samples of ``report_rows`` per side, the columns typed and tested
+    as ``result`` says."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
@@ -312,18 +366,10 @@ def render_html_report(
         per_column_threshold=dict(settings.per_column_threshold) or None,
         drift_share=settings.drift_share,
     )
-    snapshot = Report([preset]).run(
+    return Report([preset]).run(
         Dataset.from_pandas(current_sample, data_definition=definition),
         Dataset.from_pandas(reference_sample, data_definition=definition),
     )
-    handle, path = tempfile.mkstemp(suffix=".html", prefix="mlops-drift-")
-    os.close(handle)
-    try:
-        snapshot.save_html(str(path))  # Evidently writes only when given a str
-        with open(path, encoding="utf-8") as report:
-            return report.read()
-    finally:
-        os.unlink(path)
 
 
 _REGISTERED = False

@@ -36,3 +36,8 @@ LOCK_OF = "mlops.lock_of"
 # The ``action`` of a history entry that records a stale promotion lock broken by the next promoter (its
 # holder died): no alias moves; the entry names the holder, since when it held the lock and how long.
 LOCK_TAKEOVER_ACTION = "lock_takeover"
+
+# Live performance (EvaluateLivePerformanceOperator): the model's monitoring run, and on a shadow version one tag
+# per window with its paired evidence against the champion (``mlops.live_evidence.<start>-<end>``).
+MONITORING_OF = "mlops.monitoring_of"
+LIVE_EVIDENCE_PREFIX = "mlops.live_evidence."

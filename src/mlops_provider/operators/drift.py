@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,16 +13,16 @@ from mlops_provider import arguments
 from mlops_provider.assets import drift_alias, drift_asset
 from mlops_provider.core import drift as drift_core
 from mlops_provider.core import tags
-from mlops_provider.core.errors import ConfigurationError, DriftInputError, EmptyDatasetError
+from mlops_provider.core.errors import ConfigurationError, DriftInputError, EmptyDatasetError, MlopsError
 from mlops_provider.core.reports import browser_url, path_segment, report_uri, write_report
 from mlops_provider.links.drift import DriftReportLink
 from mlops_provider.operators.context import report_location
+from mlops_provider.operators.events import AssetEventOperator
 from mlops_provider.operators.mixins import (
     DATASET_FIELDS,
     MLFLOW_FIELDS,
     DatasetHookMixin,
     MlflowHookMixin,
-    ResultOperator,
 )
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 ON_DRIFT = ("emit", "fail", "continue")
 ON_EMPTY = ("skip", "fail")
 REFERENCE_SAMPLE_TAG = tags.REFERENCE_SAMPLE
+DEFAULT_PREDICTION_MIN_ROWS = 100  # = core.prediction_drift.DEFAULT_MIN_ROWS (not imported at parse time)
 
 DRIFT_TEMPLATE_FIELDS: Sequence[str] = (
     "current_uri",
@@ -41,6 +42,9 @@ DRIFT_TEMPLATE_FIELDS: Sequence[str] = (
     "per_column_method",
     "per_column_threshold",
     "reports_uri",
+    "prediction_log_uri",
+    "prediction_window_start",
+    "prediction_window_end",
     *MLFLOW_FIELDS,
     *DATASET_FIELDS,
 )
@@ -66,6 +70,17 @@ class DriftCheck(MlflowHookMixin, DatasetHookMixin):
     :param on_drift: ``emit`` (the Asset event ``mlops://drift/<model_name>``), ``fail`` or ``continue``.
     :param reports_uri: where reports go (default ``$MLOPS_HOME/reports`` or ``$MLOPS_REPORTS_URI``).
     :param log_to_mlflow: also store the report with the champion's training run in MLflow.
+    :param prediction_log_uri: also test the model's predictions (templated; off by default): ``True`` (or ``""``)
+        reads the prediction log at its default root ``$MLOPS_HOME/prediction_log``, a folder or ``s3://`` URI
+        reads the log there, ``None`` / ``False`` leaves it off. The ``champion_alias`` version's served
+        predictions logged in the window are compared with its predictions on its training holdout
+        (``prediction`` and each ``probability_<class>``, with the methods and levels above); see
+        ``mlops_provider.core.prediction_drift``. Needs ``model_name``. Reported beside the input verdict under
+        ``prediction_drift`` (and in the report, the Asset event and the log); it never changes ``drift_detected``.
+    :param prediction_window_start / prediction_window_end: the window of prediction times, ``[start, end)``
+        (templated, with a time zone; default: the run's data interval).
+    :param prediction_min_rows: fewer served predictions (or holdout rows) than this is "insufficient evidence":
+        the prediction check is skipped and says so (default 100).
     """
 
     template_fields: Sequence[str] = DRIFT_TEMPLATE_FIELDS
@@ -96,6 +111,10 @@ class DriftCheck(MlflowHookMixin, DatasetHookMixin):
         on_drift: str = "emit",
         reports_uri: str | None = None,
         log_to_mlflow: bool = True,
+        prediction_log_uri: str | bool | None = None,
+        prediction_window_start: Any = None,
+        prediction_window_end: Any = None,
+        prediction_min_rows: int = DEFAULT_PREDICTION_MIN_ROWS,
         **kwargs: Any,
     ) -> None:
         if on_drift not in ON_DRIFT:
@@ -108,6 +127,10 @@ class DriftCheck(MlflowHookMixin, DatasetHookMixin):
             raise ConfigurationError(
                 "on_drift='emit' raises the Asset mlops://drift/<model_name>: give model_name (or use 'continue')."
             )
+        min_rows = arguments.optional_int(prediction_min_rows, "prediction_min_rows", minimum=1)
+        if min_rows is None:
+            raise ConfigurationError("prediction_min_rows is empty; give a number of rows such as 100.")
+        check_prediction_arguments(prediction_log_uri, model_name, prediction_window_start, prediction_window_end)
         super().__init__(**with_drift_outlet(on_drift, kwargs))
         self.current_uri = current_uri
         self.reference_uri = reference_uri
@@ -129,6 +152,10 @@ class DriftCheck(MlflowHookMixin, DatasetHookMixin):
         self.on_drift = on_drift
         self.reports_uri = reports_uri
         self.log_to_mlflow = log_to_mlflow
+        self.prediction_log_uri = prediction_log_uri
+        self.prediction_window_start = prediction_window_start
+        self.prediction_window_end = prediction_window_end
+        self.prediction_min_rows = min_rows
         if all(arguments.is_literal(getattr(self, name)) for name in self.template_fields):
             self.drift_settings()  # literal settings are checked when the DAG is parsed
 
@@ -200,28 +227,35 @@ class DriftCheck(MlflowHookMixin, DatasetHookMixin):
         settings = self.drift_settings()  # bad settings fail before any data is read
         model_name = arguments.optional_text(self.model_name, "model_name")
         self.model_name = arguments.model_name(model_name) if model_name else None
+        window = self._prediction_window(context)  # bad prediction drift arguments fail before any data is read
         current = storage.read(current_uri, allow_empty=True)
         if current.empty:
             return None
         reference, reference_info, champion = self._resolve_reference()
         result = drift_core.detect_drift(reference, current, settings)
         self.log.info("Drift check of %s against %s:\n%s", current_uri, reference_info["uri"], result.summary())
+        predictions = None
+        if window is not None:
+            predictions = self._check_prediction_drift(window, champion, settings)
+            self.log.info("%s", predictions.summary())
 
-        html = drift_core.render_html_report(reference, current, result, settings)
+        section = predictions.report_section() if predictions is not None else None
+        html = drift_core.render_html_report(reference, current, result, settings, section)
         uri = report_uri("drift", "drift_report.html", **report_location(context), root=self.reports_uri)
         write_report(uri, html, s3_client=storage.s3_client if uri.startswith("s3://") else None)
         DriftReportLink.persist(context, browser_url(uri))
         self.log.info("Drift report: %s", uri)
+        verdict = result.to_dict()
+        if predictions is not None:
+            verdict["prediction_drift"] = predictions.to_dict()
         if champion is not None and self.log_to_mlflow:
-            self._log_report_to_mlflow(context, champion, html, result)
+            self._log_report_to_mlflow(context, champion, html, verdict)
         return {
             "drift_detected": result.drift_detected,
             "drift_share": result.drift_share,
             "drifted_columns": result.drifted_columns,
-            "columns": {
-                name: {"method": c.method, "score": c.score, "threshold": c.threshold, "drifted": c.drifted}
-                for name, c in result.columns.items()
-            },
+            "columns": result.column_verdicts(),
+            "prediction_drift": predictions.to_dict() if predictions is not None else None,
             "report_uri": uri,
             "reference": {**reference_info, "rows": result.reference_rows},
             "current": {"uri": current_uri, "rows": result.current_rows},
@@ -229,13 +263,61 @@ class DriftCheck(MlflowHookMixin, DatasetHookMixin):
             "model_name": self.model_name,
         }
 
-    def _log_report_to_mlflow(self, context: Context, champion: Any, html: str, result: Any) -> None:
+    def _prediction_window(self, context: Context) -> tuple[str | None, datetime, datetime] | None:
+        """None when prediction drift is off; else the log root (None: the default one) and the window."""
+        from mlops_provider.core.prediction_drift import prediction_window
+
+        on, root = prediction_log_setting(self.prediction_log_uri)
+        if not on:
+            return None
+        if not self.model_name:
+            raise ConfigurationError(MODEL_NAME_FOR_PREDICTIONS)
+        if root is not None:
+            from mlops_provider.core.performance.log import log_root
+
+            root = log_root(root)  # a file name or an unknown scheme fails here, before any data is read
+        start, end = prediction_window(
+            self.prediction_window_start,
+            self.prediction_window_end,
+            default_start=context.get("data_interval_start"),
+            default_end=context.get("data_interval_end"),
+        )
+        return root, start, end
+
+    def _check_prediction_drift(
+        self, window: tuple[str | None, datetime, datetime], champion: Any, settings: drift_core.DriftSettings
+    ) -> Any:
+        """The champion's served predictions in the window against its predictions on its holdout."""
+        from mlops_provider.core.prediction_drift import check_prediction_drift
+        from mlops_provider.operators.registry import read_holdout
+
+        root, start, end = window
+        model_name = str(self.model_name)
+        if champion is None:
+            champion = self.mlflow_hook.get_version_by_alias(model_name, self.champion_alias)
+        version = str(champion.version) if champion is not None else None
+        return check_prediction_drift(
+            model_name=model_name,
+            version=version,
+            alias=self.champion_alias,
+            window_start=start,
+            window_end=end,
+            settings=settings,
+            task_type=champion.tags.get(tags.TASK_TYPE) if champion is not None else None,
+            load_model=lambda: self.mlflow_hook.load_sklearn_model(f"models:/{model_name}/{version}"),
+            load_holdout=lambda: read_holdout(self.mlflow_hook, self.dataset_hook, champion, fix=NO_HOLDOUT_FIX),
+            log_root=root,
+            s3_client=self.dataset_hook.s3_client if (root or "").startswith("s3://") else None,
+            min_rows=self.prediction_min_rows,
+        )
+
+    def _log_report_to_mlflow(self, context: Context, champion: Any, html: str, verdict: dict[str, Any]) -> None:
         """Store the report and verdict with the champion's training run, one folder per DAG run."""
         client = self.mlflow_hook.get_conn()
         folder = f"drift/{path_segment(context['ti'].run_id)}"
         with tempfile.TemporaryDirectory(prefix="mlops-drift-") as directory:
             (Path(directory) / "drift_report.html").write_text(html, encoding="utf-8")
-            (Path(directory) / "drift_result.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
+            (Path(directory) / "drift_result.json").write_text(json.dumps(verdict, indent=2, default=str))
             client.log_artifacts(champion.run_id, directory, artifact_path=folder)
         self.log.info("Logged the drift report to MLflow run %s under %s", champion.run_id, folder)
 
@@ -257,15 +339,80 @@ class DriftCheck(MlflowHookMixin, DatasetHookMixin):
                 "dag_id": context["ti"].dag_id,
                 "run_id": context["ti"].run_id,
             }
+            if result.get("prediction_drift") is not None:
+                extra["prediction_drift"] = prediction_drift_extra(result["prediction_drift"])
             context["outlet_events"][drift_alias()].add(drift_asset(self.model_name), extra=extra)
             self.log.info("Raised the Asset event %s with %s", drift_asset(self.model_name).uri, extra)
         elif self.on_drift == "fail":
             from airflow.sdk.exceptions import AirflowFailException
 
+            predictions = result.get("prediction_drift") or {}
+            also = (
+                f"; the predictions drifted too ({predictions['drifted_columns']})"
+                if predictions.get("drift_detected")
+                else ""
+            )
             raise AirflowFailException(
-                f"Drift detected in {result['drifted_columns']} (share {result['drift_share']:.2f}); "
+                f"Drift detected in {result['drifted_columns']} (share {result['drift_share']:.2f}){also}; "
                 f"see {result['report_uri']}"
             )
+
+
+MODEL_NAME_FOR_PREDICTIONS = (
+    "prediction_log_uri turns prediction drift on, which compares the served predictions of model_name's "
+    "champion version with its predictions on its holdout, but model_name is not given: give model_name, or "
+    "leave prediction_log_uri unset (None) to test the input data only."
+)
+NO_HOLDOUT_FIX = (
+    "its predictions on its holdout are the reference of prediction drift: retrain it with TrainModelOperator "
+    "(which stores the holdout), or leave prediction_log_uri unset to test the input data only"
+)
+
+
+def prediction_log_setting(value: Any) -> tuple[bool, str | None]:
+    """``prediction_log_uri`` -> (prediction drift on, log root or None for the default root).
+
+    ``None``/``False`` (or the text ``false``, ``no``, ``off``, ``0``): off. ``True`` (or ``true``, ``yes``,
+    ``on``, ``1``) or ``""``: the default root ``$MLOPS_HOME/prediction_log``. Any other text: that root (a local
+    folder or ``s3://bucket/prefix``). The same words as BatchPredictOperator's ``prediction_log_uri``.
+    """
+    if value is None or value is False:
+        return False, None
+    if value is True:
+        return True, None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in arguments.FALSE_TEXT:
+            return False, None
+        return True, (None if not text or text.lower() in arguments.TRUE_TEXT else text)
+    raise ConfigurationError(
+        f"prediction_log_uri={value!r} is a {type(value).__name__}; give True (the default log root "
+        "$MLOPS_HOME/prediction_log), the log's root folder or s3:// URI, or None to leave prediction drift off."
+    )
+
+
+def check_prediction_arguments(log_uri: Any, model_name: Any, window_start: Any, window_end: Any) -> None:
+    """What can be checked while the DAG is parsed: the switch, model_name with it, and literal window bounds."""
+    if not arguments.is_literal(log_uri):
+        return
+    on, _ = prediction_log_setting(log_uri)
+    if not on:
+        return
+    if arguments.is_literal(model_name) and arguments.is_unset(model_name):
+        raise ConfigurationError(MODEL_NAME_FOR_PREDICTIONS)
+    from mlops_provider.core.features.windows import to_utc
+
+    for name, value in (("prediction_window_start", window_start), ("prediction_window_end", window_end)):
+        if arguments.is_literal(value) and not arguments.is_unset(value):
+            try:
+                to_utc(value, name=name, allow_naive=False)
+            except MlopsError as error:
+                raise ConfigurationError(str(error)) from None
+
+
+def prediction_drift_extra(prediction_drift: dict[str, Any]) -> dict[str, Any]:
+    """The prediction drift verdict for an Asset event's ``extra``: without the per-column numbers."""
+    return {k: v for k, v in prediction_drift.items() if k not in ("columns", "reference_uri")}
 
 
 def with_drift_outlet(on_drift: str, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -286,8 +433,10 @@ class DetectDriftOperator(DriftCheck):
     columns reaches ``drift_share``. On drift: ``on_drift="emit"`` (default) raises the Asset event
     ``mlops://drift/<model_name>``, ``"fail"`` fails the task, ``"continue"`` only returns the verdict (for
     branching on ``drift_detected``). An empty current window is skipped (``on_empty="skip"``, default) or
-    fails (``"fail"``). Returns ``{drift_detected, drift_share, drifted_columns, columns, report_uri,
-    reference, current, ...}``. All other arguments: see ``DriftCheck``.
+    fails (``"fail"``). With ``prediction_log_uri`` the champion's logged predictions are tested too and
+    reported beside the input verdict (``prediction_drift``), without changing it. Returns ``{drift_detected,
+    drift_share, drifted_columns, columns, prediction_drift, report_uri, reference, current, ...}``. All other
+    arguments: see ``DriftCheck``.
     """
 
     def __init__(self, *, on_empty: str = "skip", **kwargs: Any) -> None:
@@ -309,66 +458,32 @@ class DetectDriftOperator(DriftCheck):
         return result
 
 
-def drift_event_details(context: Context, model_name: str) -> dict[str, Any]:
-    """The drift event a retraining run answers: its own triggering event, else the newest one recorded.
-
-    A run the scheduler created from ``mlops://drift/<model>`` reads its ``triggering_asset_events``; a run
-    started by hand (or by ``dag.test``) falls back to the newest event of that asset, which the calling
-    task must declare in ``inlets``. Returns the event's ``extra`` (drifted columns, ``current_uri``, report)
-    with ``event_id``, ``timestamp``, ``triggered_by_event``, ``day`` (the drifted partition's date when
-    ``current_uri`` ends in ``<key>=YYYY-MM-DD``) and ``until`` (the day after it: the end of a half-open
-    window that includes the drifted day, or None).
-    """
-    asset = drift_asset(model_name)
-    triggering = context.get("triggering_asset_events") or {}
-    events = list(triggering[asset]) if asset in triggering else []
-    triggered = bool(events)
-    if not events:
-        try:
-            events = list(context["inlet_events"][asset])
-        except KeyError as error:
-            raise ConfigurationError(
-                f"This run was not triggered by {asset.uri} and the task does not declare it in inlets; add "
-                f"inlets=[drift_asset({model_name!r})] to read the newest drift event."
-            ) from error
-    if not events:
-        raise DriftInputError(
-            f"No drift event of {asset.uri} is recorded yet: run the drift monitor first, or trigger this DAG "
-            "from a drift event."
-        )
-    event = max(events, key=lambda e: e.timestamp)
-    extra = dict(event.extra or {})
-    current = str(extra.get("current_uri", "")).rstrip("/")
+def drift_event_details(details: dict[str, Any]) -> dict[str, Any]:
+    """A drift event (``AssetEventOperator.event``) with ``day`` (the drifted partition's date when
+    ``current_uri`` ends in ``<key>=YYYY-MM-DD``) and ``until`` (the day after it: the end of a half-open window
+    that includes the drifted day, or None)."""
+    current = str(details.get("current_uri", "")).rstrip("/")
     tail = current.rsplit("/", 1)[-1]
     day = tail.split("=", 1)[1][:10] if "=" in tail else None
     return {
-        **extra,
-        "event_id": getattr(event, "id", None),
-        "timestamp": event.timestamp.isoformat(),
-        "triggered_by_event": triggered,
+        **details,
         "day": day,
         "until": (date.fromisoformat(day) + timedelta(days=1)).isoformat() if day else None,
     }
 
 
-class DriftEventOperator(ResultOperator):
-    """Which drift a retraining run answers: returns ``drift_event_details`` for ``model_name``.
-
-    Declares ``mlops://drift/<model_name>`` as its inlet, so a run started by hand reads the newest event; a run
-    the asset started reads its triggering event. Put it first in a DAG scheduled on ``drift_asset(model)``.
+class DriftEventOperator(AssetEventOperator):
+    """Which drift a retraining run answers: the ``mlops://drift/<model_name>`` event's extra (drifted columns,
+    ``current_uri``, report) with ``event_id``, ``timestamp``, ``triggered_by_event``, ``day`` and ``until``
+    (see ``drift_event_details``). Put it first in a DAG scheduled on ``drift_asset(model)``.
     """
 
-    template_fields: Sequence[str] = ("model_name",)
     ui_color = "#f3e1c7"
-
-    def __init__(self, *, model_name: str, **kwargs: Any) -> None:
-        model_name = arguments.model_name(model_name)  # it names the inlet Asset, so it is known at parse time
-        kwargs.setdefault("inlets", [drift_asset(model_name)])
-        super().__init__(**kwargs)
-        self.model_name = model_name
+    producer = "the drift monitor"
+    asset = staticmethod(drift_asset)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        details = drift_event_details(context, self.model_name)
+        details = drift_event_details(self.event(context))
         self.log.info("Answering drift event %s of %s: columns %s in %s (report %s).", details["event_id"],
                       self.model_name, details.get("drifted_columns"), details.get("current_uri"),
                       details.get("report_uri"))  # fmt: skip

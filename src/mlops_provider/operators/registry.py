@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from mlops_provider.core.registry import PromotionOutcome
+    from mlops_provider.hooks.datasets import DatasetHook
     from mlops_provider.hooks.mlflow import MlflowHook
 
 ON_REJECT = ("skip", "fail")
@@ -60,6 +61,30 @@ def score_version(hook: MlflowHook, model_name: str, version: str, frame: Any, t
     return score_model(model, frame, target, task_type)
 
 
+def read_holdout(
+    hook: MlflowHook,
+    dataset_hook: DatasetHook,
+    version: Any,
+    *,
+    given_uri: str | None = None,
+    fix: str = "pass evaluation_dataset_uri with labelled data neither model trained on",
+) -> tuple[Any, str]:
+    """The rows a registered version was held out on, and their URI: ``given_uri`` when given, else the holdout
+    TrainModelOperator stored with the version (tag ``HOLDOUT``) with its rows' other columns (``HOLDOUT_CONTEXT``)
+    joined back, so that a model trained on other features can be scored on the same rows. ``fix`` ends the
+    error for a version without a stored holdout."""
+    uri = given_uri or version.tags.get(tags.HOLDOUT)
+    if not uri:
+        raise ConfigurationError(f"{version.name} v{version.version} has no stored holdout ({tags.HOLDOUT}); {fix}.")
+    frame = hook.read_dataset(uri, dataset_hook)
+    context_uri = None if given_uri else version.tags.get(tags.HOLDOUT_CONTEXT)
+    if context_uri:  # the holdout rows' other columns, for a champion that uses other features
+        from mlops_provider.core.training import holdout_with_context
+
+        frame = holdout_with_context(frame, hook.read_dataset(context_uri, dataset_hook))
+    return frame, uri
+
+
 class ChallengerGateBase(MlflowHookMixin, DatasetHookMixin):
     """The arguments and the run of the gate, shared by EvaluateChallengerOperator and PromoteModelOperator.
 
@@ -79,6 +104,10 @@ class ChallengerGateBase(MlflowHookMixin, DatasetHookMixin):
     :param alias: the alias the challenger competes for (default ``champion``).
     :param on_reject: ``skip`` (default: this task and downstream deploy steps are skipped, the run stays
         green) or ``fail``.
+    :param live_evidence: also require the challenger, scored in shadow, to beat the champion on the same
+        labelled live rows (templated dict: ``metric``, ``min_rows``, ``min_windows``, ``min_improvement``,
+        ``significance``; see ``core.performance.evidence``). Too little evidence yet is the decision
+        ``waiting``: recorded like any other, downstream steps skipped, the run green whatever ``on_reject``.
 
     A retry of the same task in the same DAG run returns the decision already made.
     """
@@ -92,10 +121,11 @@ class ChallengerGateBase(MlflowHookMixin, DatasetHookMixin):
         "evaluation_dataset_uri",
         "target_column",
         "alias",
+        "live_evidence",
         *MLFLOW_FIELDS,
         *DATASET_FIELDS,
     )
-    template_fields_renderers = {"thresholds": "json"}
+    template_fields_renderers = {"thresholds": "json", "live_evidence": "json"}
     ui_color = "#c9e4de"
     moves_alias: bool = False  # class default; an instance may override it (see PromoteModelOperator)
 
@@ -114,8 +144,10 @@ class ChallengerGateBase(MlflowHookMixin, DatasetHookMixin):
         max_conflict_retries: int = 10,
         lock_timeout: float = 600.0,
         lock_stale_after: float = 1800.0,
+        live_evidence: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        from mlops_provider.core.performance.evidence import check_live_evidence
         from mlops_provider.core.registry import check_scored_metrics, validate_thresholds
 
         if on_reject not in ON_REJECT:
@@ -125,8 +157,11 @@ class ChallengerGateBase(MlflowHookMixin, DatasetHookMixin):
             check_scored_metrics(validate_thresholds(thresholds))
         if arguments.is_literal(model_name):
             arguments.model_name(model_name)
+        if isinstance(live_evidence, dict):
+            check_live_evidence(live_evidence)
         super().__init__(**kwargs)
         self.model_name = model_name
+        self.live_evidence = live_evidence
         self.version = version
         self.thresholds = thresholds
         self.primary_metric = primary_metric
@@ -143,6 +178,7 @@ class ChallengerGateBase(MlflowHookMixin, DatasetHookMixin):
         return None
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.core.performance.evidence import check_live_evidence, decide_on_live_evidence
         from mlops_provider.core.registry import check_scored_metrics, promote_version
 
         model_name = arguments.model_name(self.model_name)
@@ -155,6 +191,7 @@ class ChallengerGateBase(MlflowHookMixin, DatasetHookMixin):
         challenger = self.mlflow_hook.get_model_version(model_name, version)
         thresholds = self._thresholds(challenger)
         check_scored_metrics(thresholds, challenger.tags.get(tags.TASK_TYPE))  # before anything is scored
+        live_settings = check_live_evidence(arguments.optional_dict(self.live_evidence, "live_evidence"))
         frame, target, task_type = self._evaluation_data(challenger)
         identity = task_identity(context)
         outcome = promote_version(
@@ -171,6 +208,13 @@ class ChallengerGateBase(MlflowHookMixin, DatasetHookMixin):
             lock_stale_after=self.lock_stale_after,
             log=self.log,
             move=self.moves_alias,
+            live_evidence=(
+                None
+                if live_settings is None
+                else lambda champion: decide_on_live_evidence(
+                    self.mlflow_hook.get_model_version(model_name, version).tags, champion, live_settings
+                )
+            ),
         )
         if outcome.replayed:
             self.log.info("This task already decided on %s v%s in this DAG run; returning that decision.",
@@ -179,6 +223,14 @@ class ChallengerGateBase(MlflowHookMixin, DatasetHookMixin):
 
     def _finish(self, context: Context, outcome: PromotionOutcome) -> dict[str, Any]:
         result = outcome.to_dict()
+        if outcome.waiting:
+            context["ti"].xcom_push(key="gate_decision", value=result)
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException(
+                f"{outcome.model_name} v{outcome.version} waits for live evidence: {'; '.join(outcome.reasons)} "
+                "(decision 'waiting': downstream deploy steps are skipped; a later run decides)"
+            )
         if not outcome.gate_passed:
             context["ti"].xcom_push(key="gate_decision", value=result)
             message = f"{outcome.model_name} v{outcome.version} rejected: {'; '.join(outcome.reasons)}"
@@ -215,18 +267,7 @@ class ChallengerGateBase(MlflowHookMixin, DatasetHookMixin):
                 "was not trained by TrainModelOperator); pass target_column and train it with TrainModelOperator."
             )
         given = arguments.optional_text(self.evaluation_dataset_uri, "evaluation_dataset_uri")
-        uri = given or challenger.tags.get(tags.HOLDOUT)
-        if not uri:
-            raise ConfigurationError(
-                f"{challenger.name} v{challenger.version} has no stored holdout ({tags.HOLDOUT}); pass "
-                "evaluation_dataset_uri with labelled data neither model trained on."
-            )
-        frame = self.mlflow_hook.read_dataset(uri, self.dataset_hook)
-        context_uri = None if given else challenger.tags.get(tags.HOLDOUT_CONTEXT)
-        if context_uri:  # the holdout rows' other columns, for a champion that uses other features
-            from mlops_provider.core.training import holdout_with_context
-
-            frame = holdout_with_context(frame, self.mlflow_hook.read_dataset(context_uri, self.dataset_hook))
+        frame, uri = read_holdout(self.mlflow_hook, self.dataset_hook, challenger, given_uri=given)
         if target not in frame.columns:
             raise ConfigurationError(
                 f"The evaluation data {uri!r} has no target column {target!r}; it has {list(frame.columns)[:20]}."

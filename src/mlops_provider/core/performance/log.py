@@ -260,7 +260,7 @@ def read_prediction_log(
     """
     import pandas as pd
 
-    from mlops_provider.core.datasets import list_partitions, partition_columns, read_dataset
+    from mlops_provider.core.datasets import PATH_ONLY_COLUMNS_ATTR, list_partitions, read_dataset
 
     window_start = utc_timestamp(start, "start")
     window_end = utc_timestamp(end, "end")
@@ -288,7 +288,8 @@ def read_prediction_log(
     frames = []
     for uri in chosen:
         part = read_dataset(uri, s3_client=s3_client, allow_empty=True)
-        part = part.drop(columns=partition_columns(part))
+        # The folder's dt= is where rows are stored; a dt column the files hold is an id column the task logged.
+        part = part.drop(columns=part.attrs.get(PATH_ONLY_COLUMNS_ATTR, []))
         if part.empty and not len(part.columns):
             continue  # a partition folder holding no data file (yet)
         missing = [c for c in LOG_COLUMNS if c not in part.columns]

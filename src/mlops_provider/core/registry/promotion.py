@@ -27,6 +27,8 @@ class PromotionOutcome:
     note: str = ""
     replayed: bool = False  # True when a retry returned the decision an earlier try recorded
     gate_passed: bool = False  # with move=False the alias stays put even when this is True
+    waiting: bool = False  # the holdout gate passed, but the live evidence is not enough yet to decide
+    live_evidence: dict[str, Any] | None = None  # the shadow comparison behind a live-evidence decision
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,6 +49,7 @@ def promote_version(
     lock_stale_after: float = DEFAULT_STALE_AFTER,
     log: Any = None,
     move: bool = True,
+    live_evidence: Any = None,
 ) -> PromotionOutcome:
     """Gate ``version`` against the current ``alias`` holder and move the alias if it passes.
 
@@ -61,6 +64,10 @@ def promote_version(
 
     With ``move=False`` only the gate runs (for a human approval step before the move): the decision is
     recorded as ``passed`` or ``rejected`` and the alias stays where it is.
+
+    ``live_evidence(champion_version) -> dict`` (optional) judges the challenger on live traffic after it
+    passed the holdout gate: ``{"outcome": "promote" | "reject" | "wait", "reason": ...}``. "wait" records the
+    decision ``waiting`` and moves nothing; with no champion (cold start) there is nothing to compare with.
     """
     validate_thresholds(thresholds)
     actor = actor or identity.actor()
@@ -115,6 +122,15 @@ def promote_version(
             result = outcome(False, decision.reasons, champion, None)
             _record_decision(client, result, thresholds, actor)
             return result
+        live = live_evidence(champion) if live_evidence is not None and champion is not None else None
+        if live is not None and live["outcome"] != "promote":
+            result = outcome(False, [live["reason"]], champion, None)
+            result.waiting = live["outcome"] == "wait"
+            result.live_evidence = live
+            if log is not None:
+                log.info("Live evidence for %s v%s: %s", model_name, version, live["reason"])
+            _record_decision(client, result, thresholds, actor)
+            return result
         if not move:
             result = outcome(False, [], champion, None, note="gate passed; the alias moves after approval", passed=True)
             _record_decision(client, result, thresholds, actor)
@@ -139,6 +155,7 @@ def promote_version(
                 f"{lock.takeover['age_seconds']:.0f}s (history #{lock.takeover['seq']})"
             )
         result = outcome(True, [], champion, entry["seq"], note=note)
+        result.live_evidence = live
         _record_decision(client, result, thresholds, actor)
         return result
     result = outcome(
@@ -151,7 +168,15 @@ def promote_version(
 
 def _record_decision(client: Any, result: PromotionOutcome, thresholds: dict, actor: dict[str, str]) -> None:
     detail = {**result.to_dict(), "thresholds": thresholds, "time": utc_now()}
-    decision = "promoted" if result.promoted else "passed" if result.gate_passed else "rejected"
+    decision = (
+        "promoted"
+        if result.promoted
+        else "passed"
+        if result.gate_passed
+        else "waiting"
+        if result.waiting
+        else "rejected"
+    )
     client.set_model_version_tag(result.model_name, result.version, tags.GATE_DECISION, decision)
     client.set_model_version_tag(
         result.model_name, result.version, tags.GATE_DETAIL, json.dumps(detail, default=str)[:5000]
