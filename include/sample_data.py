@@ -8,8 +8,8 @@ Switches:
 
 * ``drift=True``: customers pay more (``monthly_charges`` +15 on average) and move to the ``pro`` plan;
 * ``concept_drift=True``: the inputs keep their distribution but churn follows another rule (long tenure and
-  yearly contracts no longer protect, support calls matter less): a model trained before it loses accuracy
-  with no input drift at all;
+  yearly contracts no longer protect: they now go with leaving): a model trained before it loses accuracy with
+  no input drift at all;
 * ``corruption=<kind>``: one of ``CORRUPTIONS`` (a missing column, nulls, out-of-range values, an unseen
   category, a wrong dtype, an empty partition), for showing that validation blocks bad data.
 
@@ -59,13 +59,13 @@ def churn_frame(
     charges = (rng.normal(85 if drift else 70, 20, rows) + (plan == "pro") * 15).clip(5, None).round(2)
     calls = rng.poisson(1.5, rows)
     start = pd.Timestamp(str(day), tz="UTC")
-    if concept_drift:
+    if concept_drift:  # the tenure and contract effects turn around: long-standing yearly customers now leave
         logit = (
-            -2.6
-            + 0.03 * tenure
+            -0.2
+            - 0.05 * (71 - tenure)
             + 0.03 * (charges - 70)
-            + 0.1 * calls
-            - 0.8 * (contract == "monthly")
+            + 0.45 * calls
+            + 0.8 * (contract == "yearly")
             - 0.4 * (plan == "pro")
         )
     else:

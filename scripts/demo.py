@@ -7,7 +7,10 @@ and reports are local files. Everything lives in ``$MLOPS_HOME/demo`` (replaced 
 1. a week of churn data -> ``mlops_lifecycle`` -> a champion is promoted;
 2. a corrupted partition lands -> ``mlops_retrain_on_data_arrival`` -> validation blocks it, nothing registered;
 3. drifted partitions -> ``mlops_drift_monitor`` raises ``mlops://drift/<model>`` -> the scheduler's queue holds
-   ``mlops_retrain_on_drift`` for that event -> it runs on the drifted week and its challenger meets the gate.
+   ``mlops_retrain_on_drift`` for that event -> it runs on the drifted week and its challenger meets the gate;
+4. the churn rule changes (concept drift: the inputs do not) -> the champion's predictions of that day are
+   logged, their labels arrive a day later -> ``mlops_performance_monitor`` finds the accuracy drop and raises
+   ``mlops://performance/<model>`` -> ``mlops_retrain_on_performance`` retrains from that event.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ os.environ.update(
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("DEMO_LOG_LEVEL", "WARNING"),
         "AIRFLOW_CONN_FS_DEFAULT": json.dumps({"conn_type": "fs", "extra": {"path": "/"}}),
         "MLOPS_MODEL_NAME": MODEL,
+        "MLOPS_LABELS_URI": str(HOME / "labels" / "churn"),
+        "MLOPS_LABEL_DELAY_DAYS": "1",
         "GX_ANALYTICS_ENABLED": "false",
         "PYTHONWARNINGS": "ignore",
     }
@@ -51,7 +56,7 @@ for name in [
 sys.path.insert(0, str(REPO / "include"))
 sys.path.insert(0, str(REPO / "dags"))
 
-from sample_data import write_partitions  # noqa: E402
+from sample_data import write_labels, write_partitions  # noqa: E402
 
 DATA = HOME / "data" / "churn"
 LANDING = HOME / "landing" / "churn"
@@ -201,6 +206,35 @@ def main() -> int:
         f"{'promoted' if promote_state == 'success' else 'rejected: ' + str(summary['retrain_outcome']['reasons'])}"
     )
 
+    step(
+        "5. The churn rule changes on 2026-01-11 (the inputs do not); labels come a day late: mlops_performance_monitor"
+    )
+    changed = write_partitions(DATA, start="2026-01-11", days=3, concept_drift=True)
+    write_labels(changed[:1], HOME / "labels" / "churn", delay_days=1)
+    monitor = bag.dags["mlops_performance_monitor"]
+    scorer = monitor.partial_subset(task_ids=["score_day"], include_downstream=False, include_upstream=False)
+    with task_output_to_log():  # the day the rule changed is scored (its predictions stamped at its end)
+        scorer.test(logical_date=after_day("2026-01-11"))
+    run = run_dag(bag, "mlops_performance_monitor", logical_date=after_day("2026-01-13"))
+    live = xcom(run, "live_performance") or {}
+    summary["performance"] = {k: live.get(k) for k in ("outcome", "kind", "statement")}
+    summary["reports"]["live_performance"] = live.get("report_uri")
+    with create_session() as session:
+        perf_events = [e.id for e in session.query(AssetEvent).all() if e.asset.uri.startswith("mlops://performance/")]
+    print(f"   {live.get('outcome')}: {live.get('kind')}\n   {live.get('statement')}")
+
+    step("6. mlops_retrain_on_performance, from that asset event")
+    run = run_dag(bag, "mlops_retrain_on_performance")
+    answered = xcom(run, "performance_event") or {}
+    summary["performance_retrain"] = {
+        "triggered_by_asset_event": bool(perf_events) and answered.get("event_id") == perf_events[-1],
+        "run_state": str(run.state),
+        "challenger_version": (xcom(run, "lifecycle.train") or {}).get("version"),
+        "promoted": states(run).get("lifecycle.promote") == "success",
+        "champion_version": alias_version(client, MODEL, "champion"),
+    }
+    print(f"   retrain run {run.state}; {summary['performance_retrain']}")
+
     summary["promotion_history"] = [
         {k: h.get(k) for k in ("seq", "action", "from_version", "to_version")} for h in read_history(client, MODEL)
     ]
@@ -212,6 +246,8 @@ def main() -> int:
         summary["corrupted_partition_blocked"]
         and summary["drift_detected"]
         and summary["retrain_triggered_by_asset_event"]
+        and summary["performance"]["outcome"] == "degraded"
+        and summary["performance_retrain"]["triggered_by_asset_event"]
     )
     return 0 if ok and summary["champion_version"] else 1
 
@@ -252,7 +288,13 @@ def print_table(summary: dict, target: Path) -> None:
             f"v{outcome['challenger_version']} "
             + ("promoted" if outcome["promoted"] else f"rejected: {'; '.join(outcome['reasons'] or [])}"),
         ),  # fmt: skip
-        ("champion now", f"v{outcome['champion_version']}"),
+        ("live performance (2026-01-11)", f"{summary['performance']['outcome']}: {summary['performance']['kind']}"),
+        (
+            "retrain on performance",
+            f"v{summary['performance_retrain']['challenger_version']} "
+            + ("promoted" if summary["performance_retrain"]["promoted"] else "rejected"),
+        ),
+        ("champion now", f"v{summary['performance_retrain']['champion_version']}"),
         ("took", f"{summary['seconds']} s"),
     ]
     width = max(len(k) for k, _ in rows)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from mlops_provider.core.registry import alias_version, read_history
-from sample_data import write_partitions
+from sample_data import write_labels, write_partitions
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE_DAGS = {
@@ -24,7 +24,10 @@ REFERENCE_DAGS = {
     "mlops_drift_monitor",
     "mlops_retrain_on_drift",
     "mlops_feature_materialization",
+    "mlops_performance_monitor",
+    "mlops_retrain_on_performance",
 }
+MONITORS = {"mlops_feature_materialization", "mlops_drift_monitor", "mlops_performance_monitor"}
 LIFECYCLE_PARAMS = {
     "dataset_uri", "target_column", "feature_columns", "timestamp_column", "model_name", "estimator",
     "estimator_params", "primary_metric", "min_improvement", "expectation_suite", "require_approval", "feature_refs",
@@ -67,10 +70,9 @@ def test_every_reference_dag_imports_and_the_trigger_form_explains_itself():
     for name in LIFECYCLE_PARAMS:
         param = params.get_param(name)
         assert param.schema.get("type") and param.description, f"param {name} lacks a type or a description"
-    for dag_id in REFERENCE_DAGS - {"mlops_feature_materialization"}:
+    for dag_id in REFERENCE_DAGS - MONITORS:
         tasks = {t.task_id for t in dags[dag_id].tasks}
-        if dag_id != "mlops_drift_monitor":
-            assert {"lifecycle.validate", "lifecycle.train", "lifecycle.gate", "lifecycle.promote"} <= tasks, dag_id
+        assert {"lifecycle.validate", "lifecycle.train", "lifecycle.gate", "lifecycle.promote"} <= tasks, dag_id
     assert "lifecycle.approve" in {t.task_id for t in dags["mlops_lifecycle"].tasks}
 
 
@@ -269,6 +271,61 @@ def test_drift_monitor_raises_the_asset_and_retrain_on_drift_answers_it(airflow_
     retrain = dags["mlops_retrain_on_drift"].test()
     assert xcom(retrain, "drift_event")["event_id"] == events[0].id
     assert xcom(retrain, "recent_partitions")["partitions"][-1] == "2026-01-08"
+    assert states(retrain)["lifecycle.gate"] in ("success", "skipped")
+    decision = env["client"].get_model_version(env["model"], xcom(retrain, "lifecycle.train")["version"])
+    assert decision.tags["mlops.gate.decision"] in ("promoted", "rejected")
+
+
+@pytest.mark.airflow_db
+def test_performance_monitor_calls_concept_drift_and_retrain_on_performance_answers_it(
+    airflow_db, reference_env, monkeypatch
+):
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    from mlops_provider.operators.prediction import BatchPredictOperator
+
+    env = reference_env
+    monkeypatch.setenv("MLOPS_LABELS_URI", str(env["tmp"] / "labels"))
+    monkeypatch.setenv("MLOPS_LABEL_DELAY_DAYS", "1")
+    write_partitions(env["data"], start="2026-01-01", days=7, rows_per_day=800)
+    dags = load_dags()
+    sample = {"id_columns": ["customer_id", "dt"], "timestamp_column": "event_timestamp"}
+    assert str(dags["mlops_lifecycle"].test(run_conf={"dataset_uri": str(env["data"]), **sample}).state) == "success"
+    with create_session() as session:
+        session.query(DagModel).filter(DagModel.dag_id == "mlops_retrain_on_performance").update({"is_paused": False})
+
+    # The churn rule changes on 2026-01-08 (the inputs do not). That day was scored (its predictions stamped at
+    # its end) by the monitor run of [01-08, 01-09); its labels arrive a day later.
+    changed = write_partitions(env["data"], start="2026-01-08", days=3, rows_per_day=800, concept_drift=True)
+    write_labels(changed[:1], env["tmp"] / "labels", delay_days=1)
+    start = datetime(2026, 1, 8, tzinfo=timezone.utc)
+    ti = type("TaskInstance", (), {"dag_id": "mlops_performance_monitor", "run_id": "scheduled__2026-01-08",
+                                   "task_id": "score_day", "map_index": -1, "try_number": 1})()  # fmt: skip
+    BatchPredictOperator(
+        task_id="score_day", model_name=env["model"], dataset_uri=str(env["data"] / "dt=2026-01-08"),
+        output_uri=str(env["tmp"] / "scores.parquet"), id_columns=["customer_id", "dt"],
+    ).execute({"ti": ti, "run_id": ti.run_id, "data_interval_start": start,
+               "data_interval_end": start + timedelta(days=1)})  # fmt: skip
+
+    # The run of [01-10, 01-11) judges the predictions made in [01-09, 01-10): those of 01-08.
+    monitor = dags["mlops_performance_monitor"].test(logical_date=end_of("2026-01-10"))
+    assert states(monitor)["live_performance"] == "success", states(monitor)
+    verdict = xcom(monitor, "live_performance")
+    assert verdict["outcome"] == "degraded", verdict["statement"]
+    assert verdict["kind"] == "performance drop without input drift (concept drift)", verdict["statement"]
+    assert xcom(monitor, "input_drift")["drift_detected"] is False
+    with create_session() as session:
+        events = [e for e in session.query(AssetEvent).all() if e.asset.uri == f"mlops://performance/{env['model']}"]
+        queued = {q.target_dag_id for q in session.query(AssetDagRunQueue).all()}
+    assert len(events) == 1 and events[0].extra["metric"] == "accuracy" and events[0].extra["labelled_rows"] == 800
+    assert "mlops_retrain_on_performance" in queued
+
+    retrain = dags["mlops_retrain_on_performance"].test()
+    answered = xcom(retrain, "performance_event")
+    assert answered["event_id"] == events[0].id and answered["until"] == "2026-01-10"
+    assert xcom(retrain, "recent_partitions")["partitions"][-1] == "2026-01-09"
     assert states(retrain)["lifecycle.gate"] in ("success", "skipped")
     decision = env["client"].get_model_version(env["model"], xcom(retrain, "lifecycle.train")["version"])
     assert decision.tags["mlops.gate.decision"] in ("promoted", "rejected")
