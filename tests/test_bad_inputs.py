@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from mlops_provider.assets import drift_asset
+from mlops_provider.assets import drift_asset, performance_asset
 from mlops_provider.core.errors import (
     ConfigurationError,
     DatasetError,
@@ -48,6 +48,7 @@ from mlops_provider.core.errors import (
     ExpectationSuiteError,
     FeatureReferenceError,
     FeatureViewNotFoundError,
+    LabelJoinError,
     MaterializationWindowError,
     MlopsError,
     TrainingDataError,
@@ -60,6 +61,7 @@ from mlops_provider.operators.features import (
     GetHistoricalFeaturesOperator,
     MaterializeFeaturesOperator,
 )
+from mlops_provider.operators.performance import EvaluateLivePerformanceOperator, PerformanceEventOperator
 from mlops_provider.operators.prediction import BatchPredictOperator
 from mlops_provider.operators.registry import (
     EvaluateChallengerOperator,
@@ -70,6 +72,7 @@ from mlops_provider.operators.training import TrainModelOperator
 from mlops_provider.operators.validation import ValidateDataOperator
 from mlops_provider.sensors.drift import DriftSensor
 from mlops_provider.sensors.features import FeatureFreshnessSensor
+from mlops_provider.sensors.performance import PerformanceSensor
 from mlops_provider.sensors.registry import ModelAliasSensor
 from sample_data import churn_frame
 from support import task_instance
@@ -243,6 +246,24 @@ def alias_sensor(w: World, **overrides) -> ModelAliasSensor:
     settings = {"task_id": "wait_for_champion", "model_name": MODEL, "newer_than": "1", "deferrable": False,
                 "timeout": 60, **overrides}  # fmt: skip
     return ModelAliasSensor(**settings)
+
+
+LIVE_WINDOW = {"window_start": "2026-01-02T00:00:00+00:00", "window_end": "2026-01-03T00:00:00+00:00"}
+
+
+def live(w: World, **overrides) -> EvaluateLivePerformanceOperator:
+    settings = {"task_id": "live_performance", "model_name": MODEL, "labels_uri": w.data["labels_ok"],
+                "label_column": "churned", "id_columns": ["customer_id"], "label_timestamp_column": "label_timestamp",
+                "prediction_log_uri": w.data["prediction_log"], "min_rows": 10, "on_insufficient": "fail",
+                **LIVE_WINDOW, **overrides}  # fmt: skip
+    return EvaluateLivePerformanceOperator(**settings)
+
+
+def performance_sensor(w: World, **overrides) -> PerformanceSensor:
+    settings = {"task_id": "wait_for_labels", "model_name": MODEL, "labels_uri": w.data["labels_ok"],
+                "label_column": "churned", "id_columns": ["customer_id"], "label_timestamp_column": "label_timestamp",
+                "prediction_log_uri": w.data["prediction_log"], "timeout": 60, **LIVE_WINDOW, **overrides}  # fmt: skip
+    return PerformanceSensor(**settings)
 
 
 def freshness(w: World, **overrides) -> FeatureFreshnessSensor:
@@ -708,6 +729,83 @@ CASES: list[Case] = [
          lambda w: DriftEventOperator(task_id="event", model_name=""),
          ConfigurationError, r"model_name", r"(give|name)",
          "ConfigurationError (at parse time): model_name is empty"),
+    # -- EvaluateLivePerformanceOperator ------------------------------------------------------------------
+    Case("live-labels-duplicate-ids", "EvaluateLivePerformanceOperator", "labels with the same customer_id twice",
+         lambda w: live(w, labels_uri=w.data["labels_duplicate"]),
+         LabelJoinError, r"customer_id", r"(duplicate|once)",
+         "LabelJoinError: duplicate ids in the labels (how many, a few shown); keep one label per id"),
+    Case("live-labels-naive-timestamp", "EvaluateLivePerformanceOperator", "label_timestamp without a time zone",
+         lambda w: live(w, labels_uri=w.data["labels_naive"]),
+         LabelJoinError, r"label_timestamp", TIMEZONE,
+         "LabelJoinError: label_timestamp has no time zone; store aware UTC times"),
+    Case("live-labels-text-for-integer-classes", "EvaluateLivePerformanceOperator",
+         "labels 'yes'/'no' for a model that predicts 0/1",
+         lambda w: live(w, labels_uri=w.data["labels_text"]),
+         LabelJoinError, r"churned", FIX,
+         "LabelJoinError: the label values do not match the classes the model predicts (both shown)"),
+    Case("live-labels-unknown-id-column", "EvaluateLivePerformanceOperator", "id_columns=['customer']",
+         lambda w: live(w, id_columns=["customer"]),
+         LabelJoinError, r"customer\b", FIX,
+         "LabelJoinError: the labels lack the id column; lists the columns they have"),
+    Case("live-unknown-model", "EvaluateLivePerformanceOperator", "model_name: a model that is not registered",
+         lambda w: live(w, model_name=MISSING),
+         ConfigurationError, re.escape(MISSING), MODEL_UNKNOWN,
+         "ConfigurationError: no such registered model, before anything is read"),
+    Case("live-no-prediction-log", "EvaluateLivePerformanceOperator", "prediction_log_uri: a folder with no log",
+         lambda w: live(w, prediction_log_uri=w.out("no-log-here")),
+         DatasetNotFoundError, r"no-log-here", r"BatchPredictOperator",
+         "DatasetNotFoundError: no prediction log there; BatchPredictOperator(prediction_log_uri=...) writes it"),
+    Case("live-naive-window", "EvaluateLivePerformanceOperator", "window_start='2026-01-02T00:00:00' (no time zone)",
+         lambda w: live(w, window_start="2026-01-02T00:00:00"),
+         MaterializationWindowError, r"window_start", TIMEZONE,
+         "MaterializationWindowError: window_start has no time zone; add one"),
+    Case("live-primary-metric-of-a-regressor", "EvaluateLivePerformanceOperator", "primary_metric='rmse' on a classifier",
+         lambda w: live(w, primary_metric="rmse"),
+         ConfigurationError, r"rmse", r"one of",
+         "ConfigurationError: not a live metric of a classification model; lists the ones that are"),
+    Case("live-threshold-out-of-range", "EvaluateLivePerformanceOperator", "thresholds={'accuracy': {'min': -0.5}}",
+         lambda w: live(w, thresholds={"accuracy": {"min": -0.5}}),
+         ConfigurationError, r"accuracy", r"range",
+         "ConfigurationError (at parse time): the bound is outside the metric's range, so it passes every model"),
+    Case("live-input-drift-garbage", "EvaluateLivePerformanceOperator", "input_drift='yes please'",
+         lambda w: live(w, input_drift="yes please"),
+         ConfigurationError, r"input_drift", r"drift_detected",
+         "ConfigurationError: neither a bool nor a drift result; pass the drift task's XCom"),
+    Case("live-too-few-labels", "EvaluateLivePerformanceOperator", "min_rows above the labelled rows",
+         lambda w: live(w, min_rows=10_000),
+         DataStateError, r"min_rows=10000", r"wait",
+         "InsufficientEvidenceError (on_insufficient='fail'; the default skips): fewer labelled rows than min_rows"),
+    Case("live-bad-on-degradation", "EvaluateLivePerformanceOperator", "on_degradation='page'",
+         lambda w: live(w, on_degradation="page"),
+         ConfigurationError, r"on_degradation", r"one of",
+         "ConfigurationError (at parse time): not one of emit, fail, continue"),
+    Case("performance-event-none-recorded", "PerformanceEventOperator", "no performance event of the model yet",
+         lambda w: PerformanceEventOperator(task_id="event", model_name=MODEL),
+         DataStateError, r"mlops://performance/", r"run EvaluateLivePerformanceOperator",
+         "DataStateError (retried): no degradation recorded yet; run the performance monitor first",
+         context=lambda w: {"inlet_events": {performance_asset(MODEL): []}}),
+    Case("performance-event-injection-name", "PerformanceEventOperator", f"model_name={INJECTION!r}",
+         lambda w: PerformanceEventOperator(task_id="event", model_name=INJECTION),
+         ConfigurationError, re.escape(INJECTION), r"(letters|characters|use)",
+         "ConfigurationError (at parse time): the name holds characters a model name cannot"),
+    # -- PerformanceSensor --------------------------------------------------------------------------------
+    Case("performance-sensor-min-rows-zero", "PerformanceSensor", "min_rows=0",
+         lambda w: performance_sensor(w, min_rows=0),
+         ConfigurationError, r"min_rows", r"e\.g\.",
+         "ConfigurationError (at parse time): min_rows must be a positive number of rows", call="poke"),
+    Case("performance-sensor-label-delay-text", "PerformanceSensor", "label_delay='three days'",
+         lambda w: performance_sensor(w, label_delay="three days"),
+         ConfigurationError, r"label_delay", r"timedelta",
+         "ConfigurationError (at parse time): give a timedelta or a number of days", call="poke"),
+    # -- the gate's live evidence -------------------------------------------------------------------------
+    Case("promote-live-evidence-unpaired-metric", "PromoteModelOperator", "live_evidence={'metric': 'roc_auc'}",
+         lambda w: promote(w, live_evidence={"metric": "roc_auc"}),
+         ConfigurationError, r"roc_auc", r"one of",
+         "ConfigurationError (at parse time): roc_auc cannot be compared row by row; lists the metrics that can"),
+    Case("promote-live-evidence-unknown-key", "PromoteModelOperator", "live_evidence={'rows': 100}",
+         lambda w: promote(w, live_evidence={"rows": 100}),
+         ConfigurationError, r"rows", r"use",
+         "ConfigurationError (at parse time): unknown key; lists the keys"),
     # -- ModelAliasSensor -------------------------------------------------------------------------------
     Case("alias-sensor-unknown-model", "ModelAliasSensor", "model_name: a model that is not registered",
          lambda w: alias_sensor(w, model_name=MISSING),
@@ -770,7 +868,8 @@ OPERATORS = {
     "ValidateDataOperator", "TrainModelOperator", "EvaluateChallengerOperator", "PromoteModelOperator",
     "RollbackModelOperator", "BatchPredictOperator", "SelectPartitionsOperator", "FeastApplyOperator",
     "MaterializeFeaturesOperator", "GetHistoricalFeaturesOperator", "DetectDriftOperator", "DriftEventOperator",
-    "ModelAliasSensor", "DriftSensor", "FeatureFreshnessSensor",
+    "ModelAliasSensor", "DriftSensor", "FeatureFreshnessSensor", "EvaluateLivePerformanceOperator",
+    "PerformanceSensor", "PerformanceEventOperator",
 }  # fmt: skip
 # The catalogue itself, checked when the module is collected: every operator and sensor, at least 45 cases.
 assert {case.operator for case in CASES} == OPERATORS, OPERATORS ^ {case.operator for case in CASES}
@@ -814,7 +913,40 @@ def _write_data(root: Path) -> dict[str, str]:
         **{name: str(path) for name, path in paths.items()},
         "events": str(events),
         "events_day2": str(events / "dt=2026-01-02"),
+        **_labels(root, frame),
     }
+
+
+def _labels(root: Path, frame) -> dict[str, str]:
+    """Label files for the prediction log that ``_prediction_log`` writes (customer ids 0..199)."""
+    import pandas as pd
+
+    labels = frame.head(200)[["customer_id", "churned"]].copy()
+    labels["label_timestamp"] = pd.Timestamp("2026-01-05", tz="UTC")
+    paths = {name: root / f"labels_{name}.parquet" for name in ("ok", "duplicate", "naive", "text")}
+    labels.to_parquet(paths["ok"], index=False)
+    pd.concat([labels, labels.head(3)]).to_parquet(paths["duplicate"], index=False)
+    labels.assign(label_timestamp=labels["label_timestamp"].dt.tz_localize(None)).to_parquet(paths["naive"])
+    labels.assign(churned=labels["churned"].map({0: "no", 1: "yes"})).to_parquet(paths["text"], index=False)
+    return {f"labels_{name}": str(path) for name, path in paths.items()} | {"prediction_log": str(root / "log")}
+
+
+def _prediction_log(client, data: dict[str, str]) -> None:
+    """MODEL v1's predictions of 200 customers, stamped 2026-01-02T06:00Z, in the prediction log layout."""
+    import pandas as pd
+
+    from mlops_provider.core.performance.log import prediction_log_file, write_prediction_log
+
+    del client
+    frame = pd.read_parquet(data["churn"]).head(200)
+    moment = pd.Timestamp("2026-01-02T06:00:00", tz="UTC")
+    rows = pd.DataFrame({
+        "customer_id": frame["customer_id"], "prediction_time": moment, "model_name": MODEL, "model_version": "1",
+        "role": "served", "alias": "champion", "prediction": frame["churned"].to_numpy()[::-1],
+        "probability_0": 0.6, "probability_1": 0.4,
+    })  # fmt: skip
+    uri = prediction_log_file(data["prediction_log"], MODEL, moment, dag_id="setup", run_id="setup", task_id="score")
+    write_prediction_log(rows, uri)
 
 
 def _s3_bucket(churn_path: str) -> str:
@@ -883,6 +1015,7 @@ def world(mlflow_server, mlflow_auth_server, moto_server, tmp_path_factory):
         hook = MlflowHook()
         client = hook.get_conn()
         _models(client, hook, data["churn"])
+        _prediction_log(client, data)
         feast_repo, broken_repo = _feature_repos(root)
         data["labels"] = str(feast_repo / "data" / "churn_labels.parquet")
         yield World(

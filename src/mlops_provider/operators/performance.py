@@ -331,11 +331,11 @@ class EvaluateLivePerformanceOperator(LiveWindow):
             result.statement += " Note: " + "; ".join(notes) + "."
         self.log.info("Live performance:\n%s", result.statement)
         summary = result.to_dict()
+        if result.outcome == INSUFFICIENT:  # metrics of too few rows stay out of the time series and the report
+            return self._react_insufficient(summary)
         if self.log_to_mlflow:
             summary["monitoring_run_id"] = self._record(result)
         summary["report_uri"] = self._report(context, result, summary)
-        if result.outcome == INSUFFICIENT:
-            return self._react_insufficient(summary)
         self._react_to_degradation(context, result, summary)
         return summary
 
