@@ -58,7 +58,10 @@ with DAG(
         id_columns=list(settings.id_columns),
         shadow_aliases=["challenger"],
     )
-    labels = PerformanceSensor(task_id="wait_for_labels", timeout=int(timedelta(days=2).total_seconds()), **LIVE)
+    # Labels that never come skip the evaluation (soft_fail): "insufficient evidence", not a failed run.
+    labels = PerformanceSensor(
+        task_id="wait_for_labels", timeout=int(timedelta(days=2).total_seconds()), soft_fail=True, **LIVE
+    )
     drift = DetectDriftOperator(
         task_id="input_drift",
         current_uri=settings.data_uri.rstrip("/") + f"/dt={JUDGED_DAY}",

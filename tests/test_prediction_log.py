@@ -463,7 +463,7 @@ BAD_LABELS = {
         r"never predicted and has no probability column for: \[2, 5\] \(2 labels\); its classes are \[0, 1\]",
     ),
     "ids as text against numbers": (
-        LABELS.assign(customer_id=["0", "1", "2"]), {}, NoMatchingLabelsError,
+        LABELS.assign(customer_id=["0", "1", "2"]), {}, LabelJoinError,  # a mistake, not labels yet to come
         r"None of the 3 labels matches any of the 1200 logged predictions on id_columns \['customer_id'\]: label ids "
         r"e\.g\. \['0', '1', '2'\], logged ids e\.g\. \[\d+, \d+, \d+\] \(customer_id: object in the labels, int64 in "
         r"the log\)\. Fix: the labels' 'customer_id' holds text, the log's numbers: convert it",
@@ -484,6 +484,7 @@ def test_bad_labels_are_refused_with_what_to_change(case, two_runs):
     labels, options, error, message = BAD_LABELS[case]
     with pytest.raises(error) as raised:
         join_labels(two_runs, labels, id_columns=["customer_id"], label_column="churned", **options)
+    assert type(raised.value) is error  # NoMatchingLabelsError reads as "wait for labels": only where it is one
     assert re.search(message, str(raised.value)), str(raised.value)
 
 

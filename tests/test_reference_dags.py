@@ -324,8 +324,8 @@ def test_performance_monitor_calls_concept_drift_and_retrain_on_performance_answ
 
     retrain = dags["mlops_retrain_on_performance"].test()
     answered = xcom(retrain, "performance_event")
-    assert answered["event_id"] == events[0].id and answered["until"] == "2026-01-10"
-    assert xcom(retrain, "recent_partitions")["partitions"][-1] == "2026-01-09"
+    assert answered["event_id"] == events[0].id and answered["until"] == "2026-01-09"
+    assert xcom(retrain, "recent_partitions")["partitions"][-1] == "2026-01-08"  # up to the degraded day
     assert states(retrain)["lifecycle.gate"] in ("success", "skipped")
     decision = env["client"].get_model_version(env["model"], xcom(retrain, "lifecycle.train")["version"])
     assert decision.tags["mlops.gate.decision"] in ("promoted", "rejected")

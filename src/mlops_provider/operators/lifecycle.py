@@ -69,7 +69,8 @@ class LifecycleSettings:
     joined point-in-time; empty: the dataset is used as it is) and ``expectation_suite`` (empty: inferred
     from the champion's training sample). The model: ``model_name``, ``estimator``, ``estimator_params``,
     ``experiment_name``, ``skip_if_unchanged``. The gate: ``thresholds``, or ``primary_metric`` (empty: by
-    task type) with ``min_improvement``; ``alias``; ``require_approval`` and ``approval_timeout``;
+    task type) with ``min_improvement``; ``live_evidence`` (the challenger must also beat the champion in shadow
+    on live labelled rows); ``alias``; ``require_approval`` and ``approval_timeout``;
     ``promotion_pool`` puts both registry tasks in an Airflow pool. Where data goes: ``work_uri`` (default
     ``$MLOPS_WORK_URI`` or ``$MLOPS_HOME/work``) receives the training set and the predictions, one folder
     per DAG run. Connections: ``mlflow_conn_id``, ``aws_conn_id``, ``feast_conn_id``, ``feast_repo_path``.
@@ -90,6 +91,7 @@ class LifecycleSettings:
     thresholds: Any = None
     primary_metric: Any = None
     min_improvement: Any = 0.0
+    live_evidence: Any = None
     alias: str = "champion"
     require_approval: Any = False
     approval_timeout: timedelta | None = timedelta(days=7)
@@ -141,6 +143,7 @@ def lifecycle_task_group(settings: LifecycleSettings, *, group_id: str = "lifecy
         "thresholds": s.thresholds,
         "primary_metric": s.primary_metric,
         "min_improvement": s.min_improvement,
+        "live_evidence": s.live_evidence,
         "alias": s.alias,
         "on_reject": "skip",
         **({"pool": s.promotion_pool} if s.promotion_pool else {}),

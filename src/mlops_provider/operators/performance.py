@@ -131,12 +131,15 @@ class LiveWindow(MlflowHookMixin, DatasetHookMixin):
             )
         return window.start, window.end
 
-    def labelled_predictions(self, context: Context) -> tuple[pd.DataFrame, datetime, datetime, str | None, list[str]]:
+    def labelled_predictions(
+        self, context: Context, *, missing_is_empty: bool = False
+    ) -> tuple[pd.DataFrame, datetime, datetime, str | None, list[str]]:
         """The window's predictions joined with their labels (``log.join_labels``); an empty frame and the
-        reason when there is nothing to judge yet (no prediction in the window, no label for them)."""
+        reason when there is nothing to judge yet (no prediction in the window, no label for them). With
+        ``missing_is_empty`` (a sensor), no log or no labels at all is "nothing yet" too, not an error."""
         import pandas as pd
 
-        from mlops_provider.core.errors import NoMatchingLabelsError
+        from mlops_provider.core.errors import DatasetNotFoundError, NoMatchingLabelsError
         from mlops_provider.core.performance.log import join_labels, read_prediction_log
 
         self.model_name = arguments.model_name(self.model_name)
@@ -149,12 +152,18 @@ class LiveWindow(MlflowHookMixin, DatasetHookMixin):
         self.mlflow_hook.get_registered_model(self.model_name)  # a misspelt model fails before any read
         storage = self.dataset_hook
         root = arguments.optional_text(self.prediction_log_uri, "prediction_log_uri")
-        log = read_prediction_log(
-            root, self.model_name, start, end, s3_client=storage.s3_client if (root or "").startswith("s3://") else None
-        )
-        if log.empty:
-            return pd.DataFrame(), start, end, "no prediction was logged in the window", id_columns
-        labels = storage.read(labels_uri, allow_empty=True)
+        try:
+            log = read_prediction_log(
+                root, self.model_name, start, end,
+                s3_client=storage.s3_client if (root or "").startswith("s3://") else None,
+            )  # fmt: skip
+            if log.empty:
+                return pd.DataFrame(), start, end, "no prediction was logged in the window", id_columns
+            labels = storage.read(labels_uri, allow_empty=True)
+        except DatasetNotFoundError as error:
+            if not missing_is_empty:
+                raise
+            return pd.DataFrame(), start, end, str(error).rstrip("."), id_columns
         if labels.empty:
             return pd.DataFrame(), start, end, f"no label has arrived yet at {labels_uri}", id_columns
         try:
@@ -166,7 +175,7 @@ class LiveWindow(MlflowHookMixin, DatasetHookMixin):
                 label_timestamp_column=arguments.optional_text(self.label_timestamp_column, "label_timestamp_column"),
             )
         except NoMatchingLabelsError as error:  # labels of other windows only, or not yet: a wait, said in full
-            return pd.DataFrame(), start, end, str(error), id_columns
+            return pd.DataFrame(), start, end, str(error).rstrip("."), id_columns
         return joined, start, end, None, id_columns
 
 
@@ -218,9 +227,12 @@ class EvaluateLivePerformanceOperator(LiveWindow):
             raise ConfigurationError(f"on_degradation={on_degradation!r} is not one of {ON_DEGRADATION}.")
         if on_insufficient not in ON_INSUFFICIENT:
             raise ConfigurationError(f"on_insufficient={on_insufficient!r} is not one of {ON_INSUFFICIENT}.")
-        for name, value, low, high in (("significance", significance, 0, 0.5), ("confidence", confidence, 0.5, 1)):
+        for name, value, low, high, example in (
+            ("significance", significance, 0, 0.5, 0.01),
+            ("confidence", confidence, 0.5, 1, 0.95),
+        ):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value < high:
-                raise ConfigurationError(f"{name}={value!r} must be a number between {low} and {high}, e.g. 0.01.")
+                raise ConfigurationError(f"{name}={value!r} must be a number between {low} and {high}, e.g. {example}.")
         if isinstance(min_drop, bool) or not isinstance(min_drop, (int, float)) or min_drop < 0:
             raise ConfigurationError(f"min_drop={min_drop!r} must be a number >= 0 (the smallest drop that matters).")
         if on_degradation == "emit":
@@ -246,7 +258,17 @@ class EvaluateLivePerformanceOperator(LiveWindow):
         from mlops_provider.core.registry.gate import validate_thresholds
 
         given = arguments.optional_dict(self.thresholds, "thresholds")
-        return validate_thresholds(given) if given else {}
+        if not given:
+            return {}
+        validate_thresholds(given)
+        for metric, rules in given.items():
+            relative = sorted(set(rules) - {"min", "max"})
+            if relative:
+                raise ConfigurationError(
+                    f"thresholds[{metric!r}] uses {relative}, which compare two models (the gate's); live "
+                    "performance is judged against fixed bounds: use 'min' and 'max'."
+                )
+        return given
 
     def _input_drift(self) -> bool | None:
         value = self.input_drift
@@ -275,7 +297,9 @@ class EvaluateLivePerformanceOperator(LiveWindow):
         for version in versions:
             try:
                 model_version = client.get_model_version(self.model_name, version)
-            except MlflowException:
+            except MlflowException as error:
+                if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
                 notes.append(
                     f"version {version} is in the prediction log but no longer in the registry: its live metrics "
                     "are shown without a holdout to compare with"
@@ -292,9 +316,11 @@ class EvaluateLivePerformanceOperator(LiveWindow):
                 rows=int(rows) if rows and rows.isdigit() else None,
             )
         if not task_types:
+            why = "; ".join(notes) if notes else f"none carries the {tags.TASK_TYPE} tag"
             raise ConfigurationError(
-                f"No version of {self.model_name!r} in the prediction log carries the {tags.TASK_TYPE} tag, so "
-                "whether it classifies or regresses is unknown; train it with TrainModelOperator."
+                f"The versions {versions} of {self.model_name!r} in the prediction log cannot be judged: {why}. "
+                "Whether the model classifies or regresses comes from the registered versions (trained by "
+                "TrainModelOperator); evaluate windows whose versions are still registered."
             )
         return task_types[0], baselines, notes
 
@@ -373,6 +399,7 @@ class EvaluateLivePerformanceOperator(LiveWindow):
                     points.append(Metric(f"holdout.v{version}.{name}", perf.baseline.metrics[name], when, step))
         for first in range(0, len(points), 1000):
             client.log_batch(run_id, metrics=points[first : first + 1000])
+        client.set_terminated(run_id, "FINISHED")  # a long-lived run that gains points per window, never "running"
         window_key = f"{result.window_start:%Y%m%dT%H%M%S}-{result.window_end:%Y%m%dT%H%M%S}"
         for version, evidence in result.paired.items():
             value = {
@@ -495,8 +522,10 @@ class EvaluateLivePerformanceOperator(LiveWindow):
 
 class PerformanceEventOperator(AssetEventOperator):
     """Which degradation a retraining run answers: the ``mlops://performance/<model_name>`` event's extra (metric,
-    live value and interval, holdout, window), with ``event_id``, ``triggered_by_event`` and ``until``: the day
-    after the degraded window's last day, the end of a half-open window of partitions that includes it.
+    live value and interval, holdout, window), with ``event_id``, ``triggered_by_event`` and ``until``: the last
+    day of the degraded window of prediction times. The predictions made on that day scored the data of the
+    days before it, so ``until`` is the end of a half-open window of partitions that ends with the degraded data
+    (the predictions of data day D, stamped at its end, sit in the window [D+1, D+2): ``until`` is D+1).
 
     Put it first in a DAG scheduled on ``performance_asset(model)`` (see ``AssetEventOperator``).
     """
@@ -508,12 +537,10 @@ class PerformanceEventOperator(AssetEventOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         details = self.event(context)
         end = details.get("window_end")
-        if end:
-            moment = datetime.fromisoformat(end)
-            last_day = (moment - timedelta(microseconds=1)).date()  # the window is half-open
-            details["until"] = (last_day + timedelta(days=1)).isoformat()
-        else:
-            details["until"] = None
+        # A prediction made on a day scored the data of the days before it: the data behind the window's
+        # predictions ends before the window's last day (half-open: the end itself is not in the window).
+        last_day = (datetime.fromisoformat(end) - timedelta(microseconds=1)).date() if end else None
+        details["until"] = last_day.isoformat() if last_day else None
         self.log.info("Answering performance event %s of %s: %s %s (holdout %s) in [%s, %s).",
                       details["event_id"], self.model_name, details.get("metric"), details.get("live"),
                       details.get("holdout"), details.get("window_start"), end)  # fmt: skip

@@ -25,7 +25,7 @@ class PerformanceSensor(BaseSensorOperator, LiveWindow):
         super().__init__(mode=mode, poke_interval=poke_interval, **kwargs)
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
-        joined, start, end, empty_reason, _ids = self.labelled_predictions(context)
+        joined, start, end, empty_reason, _ids = self.labelled_predictions(context, missing_is_empty=True)
         window = f"[{start.isoformat()}, {end.isoformat()})"
         if joined.empty:
             self.log.info("No labelled prediction of %s in %s yet: %s.", self.model_name, window, empty_reason)

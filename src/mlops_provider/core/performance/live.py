@@ -186,11 +186,16 @@ def _estimates(rows: pd.DataFrame, task_type: str, metrics: list[str], confidenc
 
 def paired_evidence(champion: pd.DataFrame, shadow: pd.DataFrame, id_columns: list[str], task_type: str) -> dict:
     """Challenger-minus-champion evidence per paired metric on the ids both versions scored."""
-    shared = champion.merge(shadow, on=id_columns, suffixes=("_champion", "_shadow"))
-    if shared.empty:
+    # The merge carries the ids and row numbers only; each side's rows are then taken once, in pair order.
+    left = pd.DataFrame({c: champion[c].to_numpy() for c in id_columns})
+    left["__champion"] = np.arange(len(champion))
+    right = pd.DataFrame({c: shadow[c].to_numpy() for c in id_columns})
+    right["__shadow"] = np.arange(len(shadow))
+    pairs = left.merge(right, on=id_columns)
+    if pairs.empty:
         return {}
-    champion_rows = shared.rename(columns=lambda c: c.removesuffix("_champion"))[champion.columns]
-    shadow_rows = shared.rename(columns=lambda c: c.removesuffix("_shadow"))[shadow.columns]
+    champion_rows = champion.iloc[pairs["__champion"].to_numpy()]
+    shadow_rows = shadow.iloc[pairs["__shadow"].to_numpy()]
     champion_inputs, shadow_inputs = _inputs(champion_rows, task_type), _inputs(shadow_rows, task_type)
     if task_type == "regression":
         names = ["rmse", "mae"]
@@ -261,6 +266,11 @@ def evaluate_window(
         reasons.append(f"no labelled prediction of the champion (version {champion_version}) in the window")
     elif champion.rows < min_rows or primary not in champion.metrics:
         reasons.append(f"{champion.rows} labelled rows of version {champion.version}, fewer than min_rows={min_rows}")
+    elif not (champion.baseline and primary in champion.baseline.metrics) and not thresholds:
+        reasons.append(
+            f"version {champion.version} has no training holdout value of {primary} to compare with and no "
+            "thresholds are given: nothing to judge the live value against (give thresholds)"
+        )
     else:
         live = champion.metrics[primary]
         if champion.baseline and primary in champion.baseline.metrics:
@@ -276,6 +286,8 @@ def evaluate_window(
                 champion.breaches += stats.threshold_breaches(
                     champion.metrics[metric], rules, significance=significance
                 )
+            else:
+                reasons.append(f"the threshold on {metric} is not checked: {metric} was not computed ({champion.note})")
         dropped = bool(champion.degradation and champion.degradation.degraded)
         outcome = DEGRADED if dropped or champion.breaches else STABLE
 
@@ -349,6 +361,8 @@ def decision_statement(result: LivePerformanceResult, reasons: list[str], signif
     text = " ".join(parts) + "."
     if champion.breaches:
         text += " Thresholds breached: " + " ".join(champion.breaches)
+    if reasons:
+        text += " Note: " + "; ".join(reasons) + "."
     drift = {None: "input drift was not assessed", True: "the inputs drifted", False: "the inputs did not drift"}
     text += f" In this window {drift[result.input_drift]}: {result.kind}."
     for version, evidence in result.paired.items():

@@ -289,7 +289,9 @@ def read_prediction_log(
     for uri in chosen:
         part = read_dataset(uri, s3_client=s3_client, allow_empty=True)
         # The folder's dt= is where rows are stored; a dt column the files hold is an id column the task logged.
-        part = part.drop(columns=part.attrs.get(PATH_ONLY_COLUMNS_ATTR, []))
+        path_only = part.attrs.get(PATH_ONLY_COLUMNS_ATTR, [])
+        if path_only:
+            part = part.drop(columns=path_only)
         if part.empty and not len(part.columns):
             continue  # a partition folder holding no data file (yet)
         missing = [c for c in LOG_COLUMNS if c not in part.columns]
@@ -314,7 +316,14 @@ def read_prediction_log(
     keep = (log["prediction_time"] >= window_start) & (log["prediction_time"] < window_end)
     if versions is not None:
         keep &= log["model_version"].isin([str(v) for v in versions])
-    return log[keep].sort_values("prediction_time", kind="mergesort").reset_index(drop=True)
+    # Filter, sort and renumber only when that changes something: each is a copy of every row.
+    if not keep.all():
+        log = log[keep]
+    if not log["prediction_time"].is_monotonic_increasing:
+        log = log.sort_values("prediction_time", kind="mergesort")
+    if not log.index.equals(pd.RangeIndex(len(log))):
+        log = log.reset_index(drop=True)
+    return log
 
 
 def empty_log() -> pd.DataFrame:
@@ -372,6 +381,7 @@ def join_labels(
     for). When no label matches a prediction (no shared id, or every shared id predicted only after its label's
     time) the error is ``NoMatchingLabelsError``, a ``LabelJoinError`` a caller may take for "no labels yet".
     """
+    import numpy as np
     import pandas as pd
 
     ids = _join_id_columns(id_columns, label_column, label_timestamp_column)
@@ -403,41 +413,81 @@ def join_labels(
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in output_columns})
     _check_label_values(labels.loc[usable, label_column], log[PREDICTION_COLUMN], probabilities, label_column)
 
+    # The merge carries only the ids and row numbers (label row, log row); the output's columns are taken from
+    # the labels and the log once, at the rows that survive: no wide intermediate frame is copied.
     right = pd.DataFrame({c: labels[c] for c in ids})
-    right["__label"] = labels[label_column]
-    right["__order"] = range(len(labels))
-    if label_times is not None:
-        right["__label_time"] = label_times
-    right = right[usable.to_numpy()]
-    left = log[[*ids, "model_version", "role", PREDICTION_COLUMN, *probabilities, "prediction_time"]]
-    left = left[left[ids].notna().all(axis=1)]
-    left = left.assign(
-        prediction_time=_log_times(left["prediction_time"]), model_version=left["model_version"].astype(str)
-    )
+    right["__order"] = np.arange(len(labels))
+    if not usable.all():
+        right = right[usable.to_numpy()]
+    left = pd.DataFrame({c: log[c] for c in ids})
+    left["__row"] = np.arange(len(log))
+    logged = left[ids].notna().all(axis=1)
+    if not logged.all():
+        left = left[logged]
+    log_times = _log_times(log["prediction_time"])
     for column in ids:
         left[column], right[column] = _common_type(left[column], right[column])
 
     if any(_kind(right[c]) != _kind(left[c]) and {_kind(right[c]), _kind(left[c])} <= {"number", "text"} for c in ids):
-        matched = right.iloc[:0]  # numbers never equal text: "42" is not 42 (pandas refuses to merge them)
-    else:
-        matched = right.merge(left, on=ids, how="inner")
+        # Numbers never equal text ("42" is not 42): a mistake in the data, not labels that are yet to come.
+        raise LabelJoinError(_no_match_message(right, left, ids, len(labels), len(log)))
+    matched = right.merge(left, on=ids, how="inner")
     if matched.empty:
         raise NoMatchingLabelsError(_no_match_message(right, left, ids, len(labels), len(log)))
+    rows, orders = matched["__row"].to_numpy(), matched["__order"].to_numpy()
     if label_times is not None:
-        matched = matched[matched["prediction_time"] <= matched["__label_time"]]
+        in_time = np.asarray(log_times.array.take(rows) <= label_times.array.take(orders))
+        if not in_time.all():
+            matched, rows, orders = matched[in_time], rows[in_time], orders[in_time]
         if matched.empty:
             raise NoMatchingLabelsError(
                 f"Labels match logged ids, but every matching prediction was made after its label's time "
-                f"({label_timestamp_column!r}): the earliest prediction is {left['prediction_time'].min()}, "
-                f"the latest label {right['__label_time'].max()}. Check label_timestamp_column (when the "
+                f"({label_timestamp_column!r}): the earliest prediction is "
+                f"{log_times.iloc[left['__row'].to_numpy()].min()}, the latest label "
+                f"{label_times.iloc[right['__order'].to_numpy()].max()}. Check label_timestamp_column (when the "
                 "outcome was known) and its time zone, or leave it out to take the newest prediction."
             )
-    newest = matched.sort_values("prediction_time", kind="mergesort").drop_duplicates(
-        [*ids, "model_version"], keep="last"
+    versions = log["model_version"].astype(str)
+    position = _newest_in_label_order(versions, log_times, rows, orders)
+    rows, orders = rows[position], orders[position]
+    output: dict[str, Any] = {c: matched[c].array.take(position) for c in ids}
+    output["model_version"] = versions.array.take(rows)
+    for column in ["role", PREDICTION_COLUMN, *probabilities]:
+        output[column] = log[column].array.take(rows)
+    output[LABEL_COLUMN] = labels[label_column].array.take(orders)
+    return pd.DataFrame(output, columns=output_columns, copy=False)
+
+
+def _newest_in_label_order(versions: pd.Series, times: pd.Series, rows: Any, orders: Any) -> Any:
+    """Positions, among the merged pairs (label row ``orders[i]``, log row ``rows[i]``), of each label's newest
+    prediction per version (of equal times, the later pair), ordered by label row, then by version (numerically,
+    text after numbers, then as text); ``versions`` and ``times`` are the log's, as text and in UTC.
+
+    The label's row number stands for its ids (``join_labels`` refuses an id labelled twice), so the order and
+    the de-duplication work on one integer per pair, label row x version rank: no text is sorted or converted
+    per row, only the few distinct versions. The prediction times are sorted only when a label has several
+    predictions of one version.
+    """
+    import numpy as np
+    import pandas as pd
+
+    codes, texts = pd.factorize(versions)
+    distinct = pd.DataFrame({"model_version": texts, "__version": pd.to_numeric(texts, errors="coerce")})
+    ranks = np.empty(len(texts), dtype=np.int64)
+    ranks[distinct.sort_values(["__version", "model_version"], kind="mergesort").index.to_numpy()] = np.arange(
+        len(texts)
     )
-    newest = newest.assign(__version=pd.to_numeric(newest["model_version"], errors="coerce"))
-    newest = newest.sort_values(["__order", "__version", "model_version"], kind="mergesort")
-    return newest.rename(columns={"__label": LABEL_COLUMN})[output_columns].reset_index(drop=True)
+    key = orders.astype(np.int64) * max(len(texts), 1) + ranks[codes[rows]]
+    if len(key) < 2 or (key[1:] >= key[:-1]).all():
+        position = np.arange(len(key))
+    else:
+        position = np.argsort(key, kind="stable")
+    sorted_key = key[position]
+    if len(sorted_key) > 1 and (sorted_key[1:] == sorted_key[:-1]).any():
+        pairs = pd.DataFrame({"__key": key, "prediction_time": times.array.take(rows)})  # index: the pair's position
+        pairs = pairs.sort_values("prediction_time", kind="mergesort").drop_duplicates("__key", keep="last")
+        position = pairs.sort_values("__key", kind="mergesort").index.to_numpy()
+    return position
 
 
 def _join_id_columns(id_columns: Sequence[str], label_column: str, label_timestamp_column: str | None) -> list[str]:
