@@ -206,16 +206,15 @@ def main() -> int:
         f"{'promoted' if promote_state == 'success' else 'rejected: ' + str(summary['retrain_outcome']['reasons'])}"
     )
 
-    step(
-        "5. The churn rule changes on 2026-01-11 (the inputs do not); labels come a day late: mlops_performance_monitor"
-    )
-    changed = write_partitions(DATA, start="2026-01-11", days=3, concept_drift=True)
-    write_labels(changed[:1], HOME / "labels" / "churn", delay_days=1)
+    step("5. The churn rule changes on 2026-01-11 (the inputs do not); labels come late: mlops_performance_monitor")
+    changed = write_partitions(DATA, start="2026-01-11", days=5, concept_drift=True)
+    judged = changed[2]  # 2026-01-13: by then the new rule has three days of data to retrain on
+    write_labels([judged], HOME / "labels" / "churn", delay_days=1)
     monitor = bag.dags["mlops_performance_monitor"]
     scorer = monitor.partial_subset(task_ids=["score_day"], include_downstream=False, include_upstream=False)
-    with task_output_to_log():  # the day the rule changed is scored (its predictions stamped at its end)
-        scorer.test(logical_date=after_day("2026-01-11"))
-    run = run_dag(bag, "mlops_performance_monitor", logical_date=after_day("2026-01-13"))
+    with task_output_to_log():  # the judged day is scored (its predictions stamped at its end)
+        scorer.test(logical_date=after_day("2026-01-13"))
+    run = run_dag(bag, "mlops_performance_monitor", logical_date=after_day("2026-01-15"))
     live = xcom(run, "live_performance") or {}
     summary["performance"] = {k: live.get(k) for k in ("outcome", "kind", "statement")}
     summary["reports"]["live_performance"] = live.get("report_uri")
@@ -288,7 +287,7 @@ def print_table(summary: dict, target: Path) -> None:
             f"v{outcome['challenger_version']} "
             + ("promoted" if outcome["promoted"] else f"rejected: {'; '.join(outcome['reasons'] or [])}"),
         ),  # fmt: skip
-        ("live performance (2026-01-11)", f"{summary['performance']['outcome']}: {summary['performance']['kind']}"),
+        ("live performance (2026-01-13)", f"{summary['performance']['outcome']}: {summary['performance']['kind']}"),
         (
             "retrain on performance",
             f"v{summary['performance_retrain']['challenger_version']} "
