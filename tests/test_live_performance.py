@@ -25,7 +25,7 @@ import pytest
 from mlops_provider.core import tags
 from sample_data import write_labels, write_partitions
 from support import task_instance
-from support.environment import environment
+from support.environment import environment, mlflow_connection
 
 UTC = timezone.utc
 MODEL = f"live-churn-{uuid.uuid4().hex[:8]}"
@@ -129,11 +129,8 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, mlflow_server):
-    from urllib.parse import urlsplit
-
     root = tmp_path_factory.mktemp("live-performance")
-    port = urlsplit(mlflow_server.url).port
-    connection = f'{{"conn_type": "mlflow", "host": "127.0.0.1", "port": {port}}}'
+    connection = mlflow_connection(mlflow_server.url)
     with environment(MLOPS_HOME=str(root / "home"), AIRFLOW_CONN_MLFLOW_DEFAULT=connection):
         yield World(root)
 

@@ -1,8 +1,7 @@
 """Prediction drift: the champion's served predictions in the prediction log, tested against its own predictions
 on its training holdout and reported beside the input drift.
 
-Real components: a model trained by TrainModelOperator and registered in the embedded MLflow (no ``mlflow_default``
-connection in the tests' environment), prediction log files in the log's layout
+Real components: a model trained by TrainModelOperator and registered on the MLflow server, prediction log files in the log's layout
 (``{root}/{model}/dt=YYYY-MM-DD/{dag_id}__{run_id}__{task_id}.parquet``), written here with pandas, and
 DetectDriftOperator run as a task would run it, with the run's data interval as the window.
 """
@@ -12,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,6 +24,7 @@ import pytest
 from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.operators.drift import DetectDriftOperator
 from sample_data import churn_frame
+from support.environment import environment, mlflow_connection
 from support.task_instance import TaskInstanceStandIn
 
 UTC = timezone.utc
@@ -43,8 +44,13 @@ class Champion:
 
 
 @pytest.fixture(scope="module")
-def champion(tmp_path_factory) -> Champion:
-    """A logistic regression trained on seeded churn data, registered in the embedded MLflow and made @champion."""
+def champion(tmp_path_factory, mlflow_server) -> Iterator[Champion]:
+    """A logistic regression trained on seeded churn data, registered on the MLflow server and made @champion."""
+    with environment(AIRFLOW_CONN_MLFLOW_DEFAULT=mlflow_connection(mlflow_server.url)):
+        yield _champion(tmp_path_factory)
+
+
+def _champion(tmp_path_factory) -> Champion:
     from mlops_provider.hooks.mlflow import MlflowHook
     from mlops_provider.operators.training import TrainModelOperator
 
@@ -61,7 +67,6 @@ def champion(tmp_path_factory) -> Champion:
         reference_sample_rows=2000,
     ).execute({"ti": TaskInstanceStandIn(dag_id=DAG_ID, task_id="train")})
     hook = MlflowHook()
-    assert hook.settings.embedded, "these tests use the embedded MLflow store"
     hook.get_conn().set_registered_model_alias(MODEL, "champion", trained["version"])
     model = hook.load_sklearn_model(f"models:/{MODEL}/{trained['version']}")
     return Champion(MODEL, str(trained["version"]), model, holdout_rows=600)

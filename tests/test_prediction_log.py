@@ -2,8 +2,8 @@
 per DAG run and task; windows read back half-open from only their ``dt=`` partitions; labels join to the newest
 prediction made before they were known; bad labels are refused with what to change.
 
-Everything is real: models trained and registered by the provider in the embedded MLflow store under a
-``$MLOPS_HOME`` of this module, parquet files on the local disk, and S3 on the moto server.
+Everything is real: models trained and registered by the provider on the MLflow server, a ``$MLOPS_HOME`` of this
+module, parquet files on the local disk, and S3 on the moto server.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from mlops_provider.core.performance.log import (
 from mlops_provider.operators.prediction import BatchPredictOperator
 from sample_data import churn_frame
 from support import task_instance
-from support.environment import environment
+from support.environment import environment, mlflow_connection
 from support.training_data import DELIVERY_FEATURES, DELIVERY_TARGET, delivery_frame
 
 UTC = timezone.utc
@@ -59,7 +59,7 @@ def context(ti=None, **values) -> dict:
     return {"ti": ti, "run_id": ti.run_id, "data_interval_end": INTERVAL_END, "logical_date": INTERVAL_END, **values}
 
 
-# -- the module's world: a $MLOPS_HOME of its own, models in its embedded MLflow, data files -----------------
+# -- the module's world: a $MLOPS_HOME of its own, models on the MLflow server, data files ------------------
 
 
 class World:
@@ -92,12 +92,11 @@ def _train(hook, frame: pd.DataFrame, model_name: str, target: str, features: li
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, mlflow_server):
     from mlops_provider.hooks.mlflow import MlflowHook
 
     root = tmp_path_factory.mktemp("prediction-log")
-    # The embedded store of this module's $MLOPS_HOME.
-    with environment(MLOPS_HOME=str(root / "home"), AIRFLOW_CONN_MLFLOW_DEFAULT=None):
+    with environment(MLOPS_HOME=str(root / "home"), AIRFLOW_CONN_MLFLOW_DEFAULT=mlflow_connection(mlflow_server.url)):
         (root / "data").mkdir()
         (root / "out").mkdir()
         data = {"churn": str(root / "data" / "churn.parquet"), "churn_train": str(root / "data" / "train.parquet"),
@@ -113,9 +112,9 @@ def world(tmp_path_factory):
         _train(hook, delivery_frame(800, seed=6), DELIVERY, DELIVERY_TARGET, DELIVERY_FEATURES,
                "sklearn.linear_model.Ridge", data["delivery"])  # fmt: skip
         client = hook.get_conn()
-        empty = root / "not-a-model"
-        empty.mkdir()
-        client.create_model_version(CHURN, empty.as_uri())  # v3: registered, but nothing there to load
+        nothing = client.create_run(client.get_experiment_by_name(CHURN).experiment_id)
+        # v3: registered, but nothing there to load
+        client.create_model_version(CHURN, f"runs:/{nothing.info.run_id}/not-a-model", run_id=nothing.info.run_id)
         client.set_registered_model_alias(CHURN, "champion", "1")
         client.set_registered_model_alias(CHURN, "challenger", "2")
         client.set_registered_model_alias(DELIVERY, "champion", "1")

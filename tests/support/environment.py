@@ -24,3 +24,12 @@ def environment(**values: str | None) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def mlflow_connection(url: str) -> str:
+    """``AIRFLOW_CONN_MLFLOW_DEFAULT`` for an MLflow server at ``url`` (no login)."""
+    import json
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return json.dumps({"conn_type": "mlflow", "host": parts.hostname, "port": parts.port, "schema": parts.scheme})
