@@ -12,34 +12,9 @@ from __future__ import annotations
 import os
 
 from airflow.sdk import DAG
-from airflow.timetables.interval import CronDataIntervalTimetable
 
-from mlops_provider.operators.datasets import SelectPartitionsOperator
-from mlops_provider.operators.drift import DetectDriftOperator
-from mlops_provider.reference import START_DATE, reference_settings
+from mlops_provider.reference import drift_monitor_dag, reference_settings
 
 settings = reference_settings(os.path.dirname(__file__))
 
-with DAG(
-    dag_id="mlops_drift_monitor",
-    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    tags=["mlops", "drift"],
-    doc_md=__doc__,
-) as dag:
-    day = SelectPartitionsOperator(
-        task_id="day_partition",
-        dataset_uri=settings.data_uri,
-        since="{{ data_interval_start | ds }}",
-        until="{{ data_interval_end | ds }}",
-    )
-    DetectDriftOperator(
-        task_id="detect_drift",
-        current_uri=day.output["dataset_uri"],
-        model_name=settings.model_name,
-        exclude_columns=[*settings.id_columns, settings.timestamp_column, settings.target_column],
-        drift_share=settings.drift_share,
-        on_drift="emit",
-    )
+dag: DAG = drift_monitor_dag(settings, doc_md=__doc__)

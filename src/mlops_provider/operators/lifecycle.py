@@ -71,7 +71,8 @@ class LifecycleSettings:
     ``experiment_name``, ``skip_if_unchanged``. The gate: ``thresholds``, or ``primary_metric`` (empty: by
     task type) with ``min_improvement``; ``live_evidence`` (the challenger must also beat the champion in shadow
     on live labelled rows); ``alias``; ``require_approval`` and ``approval_timeout``;
-    ``promotion_pool`` puts both registry tasks in an Airflow pool. Where data goes: ``work_uri`` (default
+    ``promotion_pool`` puts both registry tasks in an Airflow pool, ``training_pool`` the train task (bounding how
+    many models train at once across every DAG that names the pool). Where data goes: ``work_uri`` (default
     ``$MLOPS_WORK_URI`` or ``$MLOPS_HOME/work``) receives the training set and the predictions, one folder
     per DAG run. Connections: ``mlflow_conn_id``, ``aws_conn_id``, ``feast_conn_id``, ``feast_repo_path``.
     """
@@ -96,6 +97,7 @@ class LifecycleSettings:
     require_approval: Any = False
     approval_timeout: timedelta | None = timedelta(days=7)
     promotion_pool: str | None = None
+    training_pool: str | None = None
     work_uri: str | None = None
     feast_repo_path: str | None = None
     mlflow_conn_id: str = "mlflow_default"
@@ -185,6 +187,7 @@ def lifecycle_task_group(settings: LifecycleSettings, *, group_id: str = "lifecy
             champion_alias=s.alias,
             skip_if_unchanged=s.skip_if_unchanged,
             gate_metrics=list(s.thresholds) if isinstance(s.thresholds, dict) else s.primary_metric,
+            pool=s.training_pool,  # None: Airflow's default_pool
             **connections,
         )
         gate = EvaluateChallengerOperator(task_id="gate", version=_output(train, "version"), **gate_settings)
