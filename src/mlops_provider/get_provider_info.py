@@ -65,6 +65,7 @@ def get_provider_info() -> dict:
                     f"{_PACKAGE}.operators.lifecycle",
                     f"{_PACKAGE}.operators.datasets",
                     f"{_PACKAGE}.operators.performance",
+                    f"{_PACKAGE}.operators.fleet",
                 ],
             },
             {"integration-name": "Great Expectations", "python-modules": [f"{_PACKAGE}.operators.validation"]},
@@ -98,6 +99,7 @@ def get_provider_info() -> dict:
             f"{_PACKAGE}.links.validation.ValidationReportLink",
             f"{_PACKAGE}.links.drift.DriftReportLink",
             f"{_PACKAGE}.links.performance.PerformanceReportLink",
+            f"{_PACKAGE}.links.fleet.FleetReportLink",
         ],
         "asset-uris": [
             {"schemes": ["mlops"], "handler": f"{_PACKAGE}.assets.sanitize_mlops_uri"},

@@ -11,6 +11,7 @@ from mlops_provider import arguments
 from mlops_provider.assets import performance_alias, performance_asset
 from mlops_provider.core import tags
 from mlops_provider.core.errors import ConfigurationError
+from mlops_provider.core.performance import MONITORING_EXPERIMENT_SUFFIX, MONITORING_RUN_NAME
 from mlops_provider.core.reports import browser_url, report_uri, write_report
 from mlops_provider.links.performance import PerformanceReportLink
 from mlops_provider.operators.context import report_location
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 
 ON_DEGRADATION = ("emit", "fail", "continue")
 ON_INSUFFICIENT = ("skip", "succeed", "fail")
-MONITORING_EXPERIMENT_SUFFIX = "-monitoring"
-MONITORING_RUN_NAME = "live-performance"
 
 LIVE_WINDOW_FIELDS: Sequence[str] = (
     "model_name",

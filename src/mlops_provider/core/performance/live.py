@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_provider.core.errors import ConfigurationError
+from mlops_provider.core.performance import DEFAULT_LIVE_METRIC
 from mlops_provider.core.performance import statistics as stats
 
 CLASSIFICATION_METRICS = ("accuracy", "f1_macro", "roc_auc", "log_loss")
@@ -126,7 +127,7 @@ def live_metrics(task_type: str, has_probabilities: bool, classes: int) -> list[
 def default_primary_metric(task_type: str) -> str:
     """Accuracy for classifiers (a binomial proportion: the exact and most readable interval), RMSE for
     regressors; pass ``primary_metric`` to judge on another."""
-    return "rmse" if task_type == "regression" else "accuracy"
+    return DEFAULT_LIVE_METRIC["regression" if task_type == "regression" else "classification"]
 
 
 def check_metric(metric: str, task_type: str) -> str:

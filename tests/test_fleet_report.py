@@ -1,0 +1,183 @@
+"""The fleet report on a real MLflow server: a catalogue of three models, one fresh champion (trained, promoted,
+watched by the live-performance monitor), one registered long ago by its schedule (``now`` is moved on instead of
+sleeping) and one never trained."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlops_provider.core import tags
+from sample_data import churn_frame
+from support import task_instance
+from support.environment import environment, mlflow_connection
+
+TAG = uuid.uuid4().hex[:8]
+FRESH = f"fleet-fresh-{TAG}"
+OLD = f"fleet-old-{TAG}"
+NEVER = f"fleet-never-{TAG}"
+FEATURES = ["tenure_months", "monthly_charges", "support_calls", "plan", "contract"]
+ACTOR = {"dag_id": "fleet_tests", "run_id": "manual__x", "task_id": "promote"}
+LATER = timedelta(days=3)  # @daily x 2 periods has passed for OLD; @weekly x 2 has not for FRESH
+
+
+def _catalogue(path: Path) -> Path:
+    models = {
+        FRESH: {"dataset_uri": "/data/fresh", "target_column": "churned", "schedule": "@weekly",
+                "owners": ["team-a"], "tags": ["tier-1"], "primary_metric": "accuracy"},
+        OLD: {"dataset_uri": "/data/old", "target_column": "churned", "schedule": "@daily", "owners": ["team-b"]},
+        NEVER: {"dataset_uri": "/data/never", "target_column": "churned", "schedule": "@daily"},
+    }  # fmt: skip
+    path.write_text(yaml.safe_dump({"models": models}, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, mlflow_server):
+    from mlflow.entities import Metric
+
+    from mlops_provider.core.registry import move_alias
+    from mlops_provider.core.training import TrainingConfig, train_and_register
+    from mlops_provider.hooks.mlflow import MlflowHook
+
+    root = tmp_path_factory.mktemp("fleet-report")
+    catalogue = _catalogue(root / "catalogue.yaml")
+    with environment(
+        MLOPS_HOME=str(root / "home"),
+        AIRFLOW_CONN_MLFLOW_DEFAULT=mlflow_connection(mlflow_server.url),
+        MLOPS_MODEL_CATALOG=str(catalogue),
+    ):
+        hook = MlflowHook()
+        client = hook.get_conn()
+        # FRESH: trained, gated and promoted through move_alias, with two windows of live performance.
+        config = TrainingConfig(target_column="churned", feature_columns=FEATURES,
+                                estimator="sklearn.linear_model.LogisticRegression",
+                                estimator_params={"max_iter": 300}, reference_sample_rows=50, plot_sample_rows=50)  # fmt: skip
+        with hook.session() as session:
+            trained = train_and_register(churn_frame(400, seed=1), config, session,
+                                         experiment_id=hook.get_or_create_experiment(FRESH), model_name=FRESH,
+                                         tags={}, dataset_uri="/data/fresh")  # fmt: skip
+        fresh_version = str(trained.version)
+        client.set_model_version_tag(FRESH, fresh_version, tags.GATE_DECISION, "promoted")
+        move_alias(client, FRESH, "champion", fresh_version, expected_from=None, action="promote",
+                   reason="passed the gate", actor=ACTOR)  # fmt: skip
+        monitoring = hook.get_or_create_experiment(f"{FRESH}-monitoring")
+        run = client.create_run(monitoring, tags={tags.MONITORING_OF: FRESH}, run_name="live-performance")
+        day = int(datetime(2026, 1, 9, tzinfo=timezone.utc).timestamp())
+        client.log_batch(run.info.run_id, metrics=[
+            Metric(f"live.v{fresh_version}.accuracy", 0.81, day * 1000, day),
+            Metric(f"live.v{fresh_version}.accuracy", 0.74, (day + 86400) * 1000, day + 86400),
+            Metric(f"holdout.v{fresh_version}.accuracy", 0.8, (day + 86400) * 1000, day + 86400),
+        ])  # fmt: skip
+        # OLD: one version (nothing to load: the report reads the registry only), champion since its alias move;
+        # a later move of another alias must not count as the champion's.
+        client.create_registered_model(OLD)
+        holder = client.create_run(hook.get_or_create_experiment(OLD))
+        client.create_model_version(OLD, f"runs:/{holder.info.run_id}/model", run_id=holder.info.run_id)
+        move_alias(client, OLD, "champion", "1", expected_from=None, action="promote", reason="first", actor=ACTOR)
+        move_alias(client, OLD, "challenger", "1", expected_from=None, action="shadow", reason="x", actor=ACTOR)
+        yield {"root": root, "catalogue": catalogue, "client": client, "hook": hook, "fresh_version": fresh_version,
+               "url": mlflow_server.url}  # fmt: skip
+
+
+def _report(world, now=None):
+    from mlops_provider.fleet import load_catalogue
+    from mlops_provider.fleet.report import fleet_report
+
+    moment = now or datetime.now(timezone.utc) + LATER
+    report = fleet_report(world["client"], load_catalogue(world["catalogue"]), now=moment,
+                          ui_url=world["hook"].settings.base_ui_url)  # fmt: skip
+    return report, {model["name"]: model for model in report["models"]}, moment
+
+
+def test_champions_ages_flags_and_live_performance(world):
+    from mlops_provider.core.registry import read_history
+
+    report, models, now = _report(world)
+    fresh, old, never = models[FRESH], models[OLD], models[NEVER]
+
+    assert [m["name"] for m in report["models"]] == [FRESH, OLD, NEVER]  # catalogue order
+    assert fresh["champion_version"] == world["fresh_version"] and old["champion_version"] == "1"
+    assert never["champion_version"] is None and never["last_training"] is None
+    assert fresh["flags"] == [] and old["flags"] == ["stale"] and never["flags"] == ["not_trained"]
+    assert report["counts"] == {"models": 3, "with_champion": 2, "not_trained": 1, "no_champion": 0, "stale": 1,
+                                "catalogue_errors": 0}  # fmt: skip
+
+    # The champion's age runs from the history entry that moved champion, not from the newer challenger move.
+    history = read_history(world["client"], OLD)
+    assert [entry["alias"] for entry in history] == ["champion", "challenger"]
+    moved = datetime.fromisoformat(history[0]["time"])
+    assert old["champion_age_hours"] == round((now - moved).total_seconds() / 3600, 2)
+    assert 72 <= old["champion_age_hours"] < 73
+
+    assert fresh["last_gate_decision"] == "promoted" and old["last_gate_decision"] is None
+    assert fresh["newest_version"] == world["fresh_version"]
+    assert fresh["live"] == {"metric": "accuracy", "value": 0.74, "holdout": 0.8, "at": "2026-01-10T00:00:00+00:00"}
+    assert old["live"] is None and never["live"] is None
+    assert fresh["owners"] == ["team-a"] and fresh["tags"] == ["tier-1"]
+    assert fresh["links"] == {
+        "mlflow_model": f"{world['url'].rstrip('/')}/#/models/{FRESH}",
+        "dag": f"mlops_fleet_{FRESH}",
+    }
+    assert never["links"] == {"mlflow_model": None, "dag": f"mlops_fleet_{NEVER}"}
+
+
+def test_staleness_follows_the_schedule_and_the_tolerance(world):
+    from mlops_provider.fleet import load_catalogue
+    from mlops_provider.fleet.report import fleet_report
+
+    catalogue = load_catalogue(world["catalogue"])
+    now = datetime.now(timezone.utc)
+    assert fleet_report(world["client"], catalogue, now=now)["counts"]["stale"] == 0  # just registered
+    weeks_later = fleet_report(world["client"], catalogue, now=now + timedelta(days=15))
+    assert {m["name"]: m["flags"] for m in weeks_later["models"]} == {
+        FRESH: ["stale"], OLD: ["stale"], NEVER: ["not_trained"]}  # fmt: skip
+    tolerant = fleet_report(world["client"], catalogue, now=now + LATER, stale_after_periods=5)
+    assert tolerant["counts"]["stale"] == 0
+
+
+def test_the_page_has_a_row_per_model_with_its_flags(world):
+    from mlops_provider.fleet.report import render_html
+
+    report, _, _ = _report(world)
+    page = render_html(report)
+    assert page.count('<tr id="model-') == 3
+    for name, flag in ((FRESH, None), (OLD, "stale"), (NEVER, "not_trained")):
+        row = page.split(f'<tr id="model-{name}"', 1)[1].split("</tr>", 1)[0]
+        if flag:
+            assert row.startswith(' class="flagged"') and f'<span class="flag {flag}">{flag}</span>' in row
+        else:
+            assert 'class="flag ' not in row and '<span class="ok">ok</span>' in row
+
+
+def test_the_operator_writes_the_page_behind_its_link_and_keeps_the_xcom_small(world):
+    from mlops_provider.operators.fleet import FleetReportOperator
+
+    ti = task_instance.TaskInstanceStandIn(dag_id="fleet_tests", task_id="fleet_report")
+    operator = FleetReportOperator(task_id="fleet_report", reports_uri=str(world["root"] / "reports"))
+    result = operator.execute({"ti": ti, "run_id": ti.run_id})  # the catalogue from MLOPS_MODEL_CATALOG
+
+    assert result["catalogue"] == str(world["catalogue"])
+    assert {m["name"]: m["flags"] for m in result["models"]} == {FRESH: [], OLD: [], NEVER: ["not_trained"]}
+    page = Path(result["report_uri"])
+    assert page.is_file() and page.parts[-5:] == ("fleet", "fleet_tests", "manual__2026-01-01T00_00_00_00_00",
+                                                  "fleet_report", "fleet_report.html")  # fmt: skip
+    assert ti.xcoms["mlops_fleet_report"] == f"file://{page}"
+    html = page.read_text(encoding="utf-8")
+    assert all(f'<tr id="model-{name}"' in html for name in (FRESH, OLD, NEVER))
+    assert '<span class="flag not_trained">not_trained</span>' in html
+    assert len(json.dumps(result)) < 2500
+    assert all(len(json.dumps(model)) < 600 for model in result["models"])
+
+
+def test_a_catalogue_that_cannot_be_read_fails_clearly(world, tmp_path):
+    from mlops_provider.fleet import CatalogueError, load_catalogue
+    from mlops_provider.fleet.report import fleet_report
+
+    with pytest.raises(CatalogueError, match="does not exist"):
+        fleet_report(world["client"], load_catalogue(tmp_path / "missing.yaml"))
