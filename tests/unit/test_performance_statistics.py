@@ -1,5 +1,5 @@
 """The statistics of live performance: values equal scikit-learn's, bad inputs refused, and the statistical
-claims of ``core/performance/statistics.py`` measured on simulated traffic with fixed seeds.
+claims of ``core/performance/statistics/`` measured on simulated traffic with fixed seeds.
 
 The simulations assert rates over many trials (false alarms, power, promotion, coverage), vectorised so that
 the file runs in a few seconds. Measured rates at the seeds used here (and, in brackets, over 20,000 trials
