@@ -8,6 +8,8 @@
    writes the sample feature data into the repository's ``data/`` and a week of sample churn partitions
    under ``$MLOPS_DATA_URI`` (through the ``aws_default`` connection for ``s3://``), so that a bare trigger
    of ``mlops_lifecycle`` works on a fresh deployment. Set it to ``false`` when the URIs hold your own data.
+3. Creates the Airflow pool ``mlops_training`` that every fleet ``train`` task takes a slot of (docs/fleet.md), with
+   ``MLOPS_TRAINING_SLOTS`` slots (default 4), when it does not exist; a size set since is left alone.
 
 Every failure names what was wrong and exits non-zero, which stops the services that wait for this job.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -26,6 +29,7 @@ FEATURE_STORE_YAML = Path(
 )
 SAMPLE_START = "2026-01-01"
 SAMPLE_DAYS = 7
+TRAINING_POOL = "mlops_training"  # = mlops_provider.fleet.dags.TRAINING_POOL
 
 
 def fail(message: str) -> None:
@@ -100,9 +104,25 @@ def seed_dataset(data_uri: str) -> None:
     print(f"mlops-init: {SAMPLE_DAYS} days of sample churn data uploaded to {data_uri}", flush=True)
 
 
+def ensure_training_pool() -> None:
+    airflow = shutil.which("airflow") or "airflow"
+    if subprocess.run([airflow, "pools", "get", TRAINING_POOL], capture_output=True).returncode == 0:
+        return
+    slots = os.environ.get("MLOPS_TRAINING_SLOTS", "4")
+    result = subprocess.run(
+        [airflow, "pools", "set", TRAINING_POOL, slots, "models training at once, fleet-wide"],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        fail(f"could not create the pool {TRAINING_POOL} with MLOPS_TRAINING_SLOTS={slots!r}: {result.stderr[-500:]}")
+    print(f"mlops-init: pool {TRAINING_POOL} created with {slots} slots", flush=True)
+
+
 def main() -> None:
     repo = Path(required_env("MLOPS_FEAST_REPO"))
     install_feature_repo(repo)
+    ensure_training_pool()
     if os.environ.get("MLOPS_SEED_SAMPLE_DATA", "false").strip().lower() not in ("1", "true", "yes"):
         print("mlops-init: MLOPS_SEED_SAMPLE_DATA is off; no sample data written", flush=True)
         return

@@ -265,3 +265,9 @@ def test_drift_dag_emits_asset_event_with_drifted_columns(airflow_db, mlflow_ser
         Path(client.download_artifacts(training_run_id, f"{artifacts[0]}/drift_result.json", str(tmp_path))).read_text()
     )
     assert verdict["drifted_columns"] == ["monthly_charges", "plan"]
+    # The newest verdict on the model's monitoring run, where the fleet page reads it (the other checks do not log).
+    from mlops_provider.core import monitoring
+
+    recorded = monitoring.read_verdicts(monitoring.find_monitoring_run(client, model_name))[monitoring.DRIFT]
+    assert recorded["detected"] is True and recorded["drifted_columns"] == 2
+    assert recorded["report_uri"] == link and recorded["dag_id"] == dag_run.dag_id

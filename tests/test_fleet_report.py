@@ -106,6 +106,7 @@ def test_champions_ages_flags_and_live_performance(world):
     assert never["champion_version"] is None and never["last_training"] is None
     assert fresh["flags"] == [] and old["flags"] == ["stale"] and never["flags"] == ["not_trained"]
     assert report["counts"] == {"models": 3, "with_champion": 2, "not_trained": 1, "no_champion": 0, "stale": 1,
+                                "drift_unanswered": 0, "no_labels": 0, "approval_pending": 0,
                                 "catalogue_errors": 0}  # fmt: skip
 
     # The champion's age runs from the history entry that moved champion, not from the newer challenger move.
@@ -117,14 +118,19 @@ def test_champions_ages_flags_and_live_performance(world):
 
     assert fresh["last_gate_decision"] == "promoted" and old["last_gate_decision"] is None
     assert fresh["newest_version"] == world["fresh_version"]
-    assert fresh["live"] == {"metric": "accuracy", "value": 0.74, "holdout": 0.8, "at": "2026-01-10T00:00:00+00:00"}
+    assert fresh["live"] == {"metric": "accuracy", "value": 0.74, "holdout": 0.8, "at": "2026-01-10T00:00:00+00:00",
+                             "verdict": None}  # fmt: skip
     assert old["live"] is None and never["live"] is None
     assert fresh["owners"] == ["team-a"] and fresh["tags"] == ["tier-1"]
     assert fresh["links"] == {
         "mlflow_model": f"{world['url'].rstrip('/')}/#/models/{FRESH}",
-        "dag": f"mlops_fleet_{FRESH}",
+        "dags": {"lifecycle": f"mlops_fleet_{FRESH}"},
+        "drift_report": None,
+        "live_report": None,
     }
-    assert never["links"] == {"mlflow_model": None, "dag": f"mlops_fleet_{NEVER}"}
+    assert never["links"]["mlflow_model"] is None and never["links"]["dags"] == {"lifecycle": f"mlops_fleet_{NEVER}"}
+    # Without Airflow's facts (the operator's report) approvals are unknown, not "none".
+    assert fresh["pending_approvals"] is None and fresh["runs"] == {} and report["airflow_state"] is False
 
 
 def test_staleness_follows_the_schedule_and_the_tolerance(world):
@@ -142,7 +148,7 @@ def test_staleness_follows_the_schedule_and_the_tolerance(world):
 
 
 def test_the_page_has_a_row_per_model_with_its_flags(world):
-    from mlops_provider.fleet.report import render_html
+    from mlops_provider.fleet.page import render_html
 
     report, _, _ = _report(world)
     page = render_html(report)
@@ -171,8 +177,10 @@ def test_the_operator_writes_the_page_behind_its_link_and_keeps_the_xcom_small(w
     html = page.read_text(encoding="utf-8")
     assert all(f'<tr id="model-{name}"' in html for name in (FRESH, OLD, NEVER))
     assert '<span class="flag not_trained">not_trained</span>' in html
-    assert len(json.dumps(result)) < 2500
-    assert all(len(json.dumps(model)) < 600 for model in result["models"])
+    assert len(json.dumps(result)) < 3500
+    assert all(len(json.dumps(model)) < 1024 for model in result["models"]), [
+        len(json.dumps(m)) for m in result["models"]
+    ]
 
 
 def test_a_catalogue_that_cannot_be_read_fails_clearly(world, tmp_path):
@@ -181,3 +189,69 @@ def test_a_catalogue_that_cannot_be_read_fails_clearly(world, tmp_path):
 
     with pytest.raises(CatalogueError, match="does not exist"):
         fleet_report(world["client"], load_catalogue(tmp_path / "missing.yaml"))
+
+
+def test_monitor_verdicts_flag_unanswered_drift_and_missing_labels(world):
+    """The monitors' newest verdicts, recorded as DetectDriftOperator and EvaluateLivePerformanceOperator record
+    them, show on the model's row; drift newer than the newest version and labels missing for three windows flag it."""
+    from mlops_provider.core import monitoring
+
+    client = world["client"]
+    run_id = monitoring.find_monitoring_run(client, FRESH).info.run_id
+    now = datetime.now(timezone.utc)
+    drift = {"detected": True, "share": 0.5, "drifted_columns": 2, "tested_columns": 4,
+             "checked_at": now.isoformat(timespec="seconds"), "report_uri": "file:///reports/drift.html"}  # fmt: skip
+    live = {"outcome": "insufficient_evidence", "degraded": False, "windows_without_labels": 3,
+            "window_end": "2026-01-12T00:00:00+00:00", "report_uri": None}  # fmt: skip
+    try:
+        monitoring.record_verdict(client, run_id, monitoring.DRIFT, drift)
+        monitoring.record_verdict(client, run_id, monitoring.LIVE, live)
+        _, models, _ = _report(world, now=now)
+        fresh = models[FRESH]
+        assert fresh["flags"] == ["drift_unanswered", "no_labels"]
+        assert fresh["drift"] == drift and fresh["live"]["verdict"] == live
+        assert fresh["links"]["drift_report"] == "file:///reports/drift.html"
+
+        # A drift check from before the newest version was answered by it; two windows without labels are not three.
+        earlier = (now - timedelta(days=30)).isoformat(timespec="seconds")
+        monitoring.record_verdict(client, run_id, monitoring.DRIFT, {**drift, "checked_at": earlier})
+        monitoring.record_verdict(client, run_id, monitoring.LIVE, {**live, "windows_without_labels": 2})
+        _, models, _ = _report(world, now=now)
+        assert models[FRESH]["flags"] == []
+        from mlops_provider.fleet import load_catalogue
+        from mlops_provider.fleet.report import fleet_report
+
+        strict = fleet_report(client, load_catalogue(world["catalogue"]), now=now, no_labels_windows=2)
+        assert {m["name"]: m["flags"] for m in strict["models"]}[FRESH] == ["no_labels"]
+    finally:
+        for kind in monitoring.VERDICT_KINDS:
+            client.delete_tag(run_id, f"{tags.VERDICT_PREFIX}{kind}")
+
+
+def test_airflow_facts_decide_staleness_and_show_waiting_approvals(world):
+    """With what Airflow knows (the fleet page's view), staleness runs from the newest successful training run,
+    and a promotion waiting for a human flags the model and links to its required action."""
+    from mlops_provider.fleet import load_catalogue
+    from mlops_provider.fleet.page import render_html
+    from mlops_provider.fleet.report import fleet_report
+
+    now = datetime.now(timezone.utc)
+    waiting = {"subject": f"Promote {FRESH} version 2 to @champion?", "since": now.isoformat(timespec="seconds"),
+               "dag_id": f"mlops_fleet_{FRESH}", "run_id": "manual__1", "task_id": "lifecycle.approve"}  # fmt: skip
+    state = {
+        FRESH: {"runs": {f"mlops_fleet_{FRESH}": {"run_id": "manual__1", "state": "running", "start": "x", "end": None}},
+                "last_success": (now - timedelta(days=20)).isoformat(), "pending_approvals": [waiting]},
+        OLD: {"runs": {}, "last_success": None, "pending_approvals": []},
+    }  # fmt: skip
+    report = fleet_report(world["client"], load_catalogue(world["catalogue"]), now=now, airflow_state=state)
+    models = {m["name"]: m for m in report["models"]}
+    # FRESH registered a version just now, but its last successful run of a training DAG is 20 days old (@weekly).
+    assert models[FRESH]["flags"] == ["stale", "approval_pending"]
+    assert models[FRESH]["pending_approvals"] == [waiting]
+    assert models[OLD]["flags"] == [] and models[OLD]["pending_approvals"] == []  # no run yet: the version counts
+    assert models[NEVER]["pending_approvals"] == [] and report["counts"]["approval_pending"] == 1
+
+    page = render_html(report, airflow_url="")
+    row = page.split(f'<tr id="model-{FRESH}"', 1)[1].split("</tr>", 1)[0]
+    assert f'href="/dags/mlops_fleet_{FRESH}/runs/manual__1/tasks/lifecycle.approve/required_actions"' in row
+    assert f'href="/dags/mlops_fleet_{FRESH}"' in row and '<span class="flag approval_pending">' in row

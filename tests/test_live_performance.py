@@ -202,6 +202,12 @@ def test_stable_then_concept_drift_and_shadow_challengers_decided_on_live_eviden
         assert not more and uri == f"mlops://performance/{MODEL}"
         assert extra["metric"] == "accuracy" and extra["live"] < extra["holdout"] and extra["p_value"] < 0.01, extra
         assert extra["labelled_rows"] == ROWS_PER_DAY and extra["window_end"] == verdict["window_end"]
+        recorded = _live_verdict()  # the newest verdict, where the fleet page reads it
+        assert (
+            recorded["outcome"] == "degraded" and recorded["degraded"] and recorded["window_end"] == extra["window_end"]
+        )
+        assert recorded["value"] == extra["live"] and recorded["baseline"] == extra["holdout"]
+        assert recorded["windows_without_labels"] == 0 and recorded["report_uri"] == f"file://{verdict['report_uri']}"
 
     promoted, _ = world.promote(better, "manual__better", thresholds=LOOSE_GATE, live_evidence=LIVE_EVIDENCE)
     assert isinstance(promoted, dict) and promoted["promoted"], promoted
@@ -254,6 +260,16 @@ def test_too_few_labels_is_insufficient_evidence_not_a_pass(world):
     assert verdict["outcome"] == "insufficient_evidence" and not verdict["degraded"]
     assert f"fewer than min_rows={10 * ROWS_PER_DAY}" in verdict["statement"]
     # A window with no prediction at all: said, not passed.
+    assert _live_verdict()["windows_without_labels"] == 1  # the skipped try and its rerun: one window
     verdict, _ = world.evaluate("2026-03-01", with_drift=False, on_insufficient="succeed")
     assert verdict["outcome"] == "insufficient_evidence"
     assert "no prediction was logged in the window" in verdict["statement"]
+    recorded = _live_verdict()
+    assert recorded["outcome"] == "insufficient_evidence" and recorded["windows_without_labels"] == 2
+    assert recorded["window_end"] == verdict["window_end"] and recorded["report_uri"] is None
+
+
+def _live_verdict() -> dict:
+    from mlops_provider.core import monitoring
+
+    return monitoring.read_verdicts(monitoring.find_monitoring_run(client(), MODEL))[monitoring.LIVE]

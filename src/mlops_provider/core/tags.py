@@ -41,3 +41,5 @@ LOCK_TAKEOVER_ACTION = "lock_takeover"
 # per window with its paired evidence against the champion (``mlops.live_evidence.<start>-<end>``).
 MONITORING_OF = "mlops.monitoring_of"
 LIVE_EVIDENCE_PREFIX = "mlops.live_evidence."
+# On the monitoring run: the newest verdict of each monitor as JSON (``mlops.verdict.drift``, ``mlops.verdict.live``).
+VERDICT_PREFIX = "mlops.verdict."

@@ -250,6 +250,8 @@ class DriftCheck(MlflowHookMixin, DatasetHookMixin):
             verdict["prediction_drift"] = predictions.to_dict()
         if champion is not None and self.log_to_mlflow:
             self._log_report_to_mlflow(context, champion, html, verdict)
+        if self.model_name and self.log_to_mlflow:
+            self._record_verdict(context, result, uri)
         return {
             "drift_detected": result.drift_detected,
             "drift_share": result.drift_share,
@@ -320,6 +322,32 @@ class DriftCheck(MlflowHookMixin, DatasetHookMixin):
             (Path(directory) / "drift_result.json").write_text(json.dumps(verdict, indent=2, default=str))
             client.log_artifacts(champion.run_id, directory, artifact_path=folder)
         self.log.info("Logged the drift report to MLflow run %s under %s", champion.run_id, folder)
+
+    def _record_verdict(self, context: Context, result: drift_core.DriftResult, uri: str) -> None:
+        """The check's verdict as the drift monitor's newest on the model's monitoring run (the fleet reads it)."""
+        from datetime import timezone
+
+        from mlops_provider.core import monitoring
+
+        model_name = str(self.model_name)
+        checked = datetime.now(timezone.utc)
+        data_end = context.get("data_interval_end") or checked
+        experiment_id = self.mlflow_hook.get_or_create_experiment(monitoring.monitoring_experiment_name(model_name))
+        client = self.mlflow_hook.get_conn()
+        run_id = monitoring.monitoring_run_id(client, experiment_id, model_name)
+        client.log_metric(run_id, "drift.share", float(result.drift_share), step=int(data_end.timestamp()))
+        verdict = {
+            "detected": bool(result.drift_detected),
+            "share": round(float(result.drift_share), 4),
+            "drifted_columns": len(result.drifted_columns),
+            "tested_columns": len(result.column_verdicts()),
+            "data_interval_end": data_end.isoformat(),
+            "checked_at": checked.isoformat(timespec="seconds"),
+            "report_uri": browser_url(uri),
+            "dag_id": context["ti"].dag_id,
+            "run_id": context["ti"].run_id,
+        }
+        monitoring.record_verdict(client, run_id, monitoring.DRIFT, verdict)
 
     def react_to_drift(self, context: Context, result: dict[str, Any]) -> None:
         if not result["drift_detected"]:

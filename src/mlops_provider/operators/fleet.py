@@ -15,32 +15,38 @@ from mlops_provider.operators.mixins import DATASET_FIELDS, MLFLOW_FIELDS, Datas
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-DEFAULT_STALE_AFTER_PERIODS = 2.0  # = fleet.report.DEFAULT_STALE_AFTER_PERIODS
+# = fleet.report's defaults, repeated to keep the operator light to import at parse time
+DEFAULT_STALE_AFTER_PERIODS = 2.0
+DEFAULT_NO_LABELS_WINDOWS = 3
 
 
 class FleetReportOperator(MlflowHookMixin, DatasetHookMixin):
-    """Report on every model of the model catalogue: champion, last training, gate decision, live performance, flags.
+    """Report on every model of the model catalogue: champion, training, gate, drift and live verdicts, flags.
 
-    Per model (see ``mlops_provider.fleet.report``): the ``champion`` version and its age in hours (since the
-    newest history entry that moved the alias to it, else since the version was registered), the newest version
-    and when it was registered (``last_training``), that version's gate decision, the champion's newest
-    live-performance point (from the monitoring run ``<model>-monitoring``), and the flags ``stale`` (no version
-    within ``stale_after_periods`` periods of the model's schedule preset), ``no_champion`` and ``not_trained``
-    (not in the registry: reported, not an error). The HTML page (one table, a row per model) sits behind the
-    "Fleet report" link.
+    Per model (see ``mlops_provider.fleet.report``): the ``champion`` version and its age, the newest version, when
+    it was registered (``last_training``) and its gate decision, the drift check's and the live-performance
+    monitor's newest verdicts (from the monitoring run ``<model>-monitoring``) with the champion's newest live
+    point, and the flags ``not_trained`` (reported, not an error), ``no_champion``, ``stale`` (no version within
+    ``stale_after_periods`` periods of the model's schedule preset), ``drift_unanswered`` (drift found, no version
+    trained since) and ``no_labels`` (``no_labels_windows`` live windows in a row without labels). The HTML page
+    (a row per model) sits behind the "Fleet report" link. The fleet page in the Airflow UI (``plugins.fleet``)
+    shows the same with what only Airflow knows: the last runs, the newest successful training run (which then
+    decides ``stale``) and the approvals waiting (``approval_pending``); here ``pending_approvals`` is None.
 
     :param catalogue_path: the catalogue file (templated); default: ``MLOPS_MODEL_CATALOG``, else the Airflow
         Variable ``mlops_model_catalog``, as ``dags/mlops_fleet.py`` reads it.
     :param stale_after_periods: how many schedule periods without a new version make a model ``stale`` (default 2).
+    :param no_labels_windows: how many live windows in a row without labels flag ``no_labels`` (default 3).
     :param reports_uri: where reports go (default ``$MLOPS_HOME/reports`` or ``$MLOPS_REPORTS_URI``).
 
-    Returns ``{generated_at, catalogue, stale_after_periods, models: [...], counts: {...}, report_uri}``: a few
-    hundred bytes per model.
+    Returns ``{generated_at, catalogue, stale_after_periods, no_labels_windows, models: [...], counts: {...},
+    catalogue_errors, report_uri}``: well under a kilobyte per model.
     """
 
     template_fields: Sequence[str] = (
         "catalogue_path",
         "stale_after_periods",
+        "no_labels_windows",
         "reports_uri",
         *MLFLOW_FIELDS,
         *DATASET_FIELDS,
@@ -53,15 +59,19 @@ class FleetReportOperator(MlflowHookMixin, DatasetHookMixin):
         *,
         catalogue_path: str | None = None,
         stale_after_periods: float = DEFAULT_STALE_AFTER_PERIODS,
+        no_labels_windows: int = DEFAULT_NO_LABELS_WINDOWS,
         reports_uri: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.catalogue_path = catalogue_path
         self.stale_after_periods = stale_after_periods
+        self.no_labels_windows = no_labels_windows
         self.reports_uri = reports_uri
         if arguments.is_literal(stale_after_periods):
             self._stale_after_periods()
+        if arguments.is_literal(no_labels_windows):
+            self._no_labels_windows()
 
     def _stale_after_periods(self) -> float:
         value = arguments.optional_float(self.stale_after_periods, "stale_after_periods")
@@ -72,19 +82,34 @@ class FleetReportOperator(MlflowHookMixin, DatasetHookMixin):
             )
         return value
 
+    def _no_labels_windows(self) -> int:
+        value = arguments.optional_int(self.no_labels_windows, "no_labels_windows")
+        if value is None or value < 1:
+            raise ConfigurationError(
+                f"no_labels_windows={self.no_labels_windows!r} must be a whole number of windows, at least 1, e.g. 3."
+            )
+        return value
+
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.configuration import conf
+
         from mlops_provider.fleet.catalogue import load_catalogue
-        from mlops_provider.fleet.report import fleet_report, render_html
+        from mlops_provider.fleet.page import render_html
+        from mlops_provider.fleet.report import fleet_report
 
         periods = self._stale_after_periods()
+        windows = self._no_labels_windows()
         catalogue = load_catalogue(arguments.optional_text(self.catalogue_path, "catalogue_path"))
         if catalogue.errors and catalogue.readable:
             self.log.warning("The catalogue has bad entries, left out of the report:\n%s", catalogue.error())
         hook = self.mlflow_hook
-        report = fleet_report(hook.get_conn(), catalogue, stale_after_periods=periods, ui_url=hook.settings.base_ui_url)
+        report = fleet_report(hook.get_conn(), catalogue, stale_after_periods=periods, no_labels_windows=windows,
+                              ui_url=hook.settings.base_ui_url)  # fmt: skip
         uri = report_uri("fleet", "fleet_report.html", **report_location(context), root=self.reports_uri)
         write_report(
-            uri, render_html(report), s3_client=self.dataset_hook.s3_client if uri.startswith("s3://") else None
+            uri,
+            render_html(report, airflow_url=(conf.get("api", "base_url", fallback="") or "").rstrip("/") or None),
+            s3_client=self.dataset_hook.s3_client if uri.startswith("s3://") else None,
         )
         FleetReportLink.persist(context, browser_url(uri))
         self.log.info("Fleet report of %s: %s; %s", catalogue.path, report["counts"], uri)

@@ -11,7 +11,6 @@ from mlops_provider import arguments
 from mlops_provider.assets import performance_alias, performance_asset
 from mlops_provider.core import tags
 from mlops_provider.core.errors import ConfigurationError
-from mlops_provider.core.performance import MONITORING_EXPERIMENT_SUFFIX, MONITORING_RUN_NAME
 from mlops_provider.core.reports import browser_url, report_uri, write_report
 from mlops_provider.links.performance import PerformanceReportLink
 from mlops_provider.operators.context import report_location
@@ -361,20 +360,45 @@ class EvaluateLivePerformanceOperator(LiveWindow):
         if self.log_to_mlflow:
             summary["monitoring_run_id"] = self._record(result)
         summary["report_uri"] = self._report(context, result, summary)
+        if self.log_to_mlflow:
+            self._record_verdict(summary)
         self._react_to_degradation(context, result, summary)
         return summary
 
     # -- recording ---------------------------------------------------------------------------------------------
     def _monitoring_run(self) -> str:
+        from mlops_provider.core.monitoring import monitoring_experiment_name, monitoring_run_id
+
+        experiment_id = self.mlflow_hook.get_or_create_experiment(monitoring_experiment_name(self.model_name))
+        return monitoring_run_id(self.mlflow_hook.get_conn(), experiment_id, self.model_name)
+
+    def _record_verdict(self, summary: dict[str, Any]) -> None:
+        """The window's verdict as the monitor's newest on the monitoring run (the fleet report reads it)."""
+        from mlops_provider.core import monitoring
+        from mlops_provider.core.performance.live import INSUFFICIENT
+
         client = self.mlflow_hook.get_conn()
-        experiment_id = self.mlflow_hook.get_or_create_experiment(f"{self.model_name}{MONITORING_EXPERIMENT_SUFFIX}")
-        runs = client.search_runs(
-            [experiment_id], filter_string=f"tags.`{tags.MONITORING_OF}` = '{self.model_name}'", max_results=1
-        )
-        if runs:
-            return runs[0].info.run_id
-        run = client.create_run(experiment_id, tags={tags.MONITORING_OF: self.model_name}, run_name=MONITORING_RUN_NAME)
-        return run.info.run_id
+        run_id = summary.get("monitoring_run_id") or self._monitoring_run()
+        previous = monitoring.read_verdicts(client.get_run(run_id)).get(monitoring.LIVE)
+        labelled = summary["outcome"] != INSUFFICIENT
+        champion = (summary.get("versions") or {}).get(str(summary.get("champion_version")), {})
+        metric = summary.get("primary_metric")
+        estimate = (champion.get("metrics") or {}).get(metric) or {}
+        verdict = {
+            "outcome": summary["outcome"],
+            "degraded": bool(summary.get("degraded")),
+            "kind": summary.get("kind"),
+            "metric": metric,
+            "champion_version": summary.get("champion_version"),
+            "value": estimate.get("value"),
+            "baseline": (champion.get("baseline") or {}).get(metric),
+            "labelled_rows": summary.get("labelled_rows", 0),
+            "window_start": summary["window_start"],
+            "window_end": summary["window_end"],
+            "windows_without_labels": monitoring.windows_without_labels(previous, summary["window_end"], labelled),
+            "report_uri": browser_url(summary["report_uri"]) if summary.get("report_uri") else None,
+        }
+        monitoring.record_verdict(client, run_id, monitoring.LIVE, verdict)
 
     def _record(self, result: LivePerformanceResult) -> str:
         """The window's metrics as points of the monitoring run's time series (step: the window's end, in
@@ -478,6 +502,8 @@ class EvaluateLivePerformanceOperator(LiveWindow):
         return self._react_insufficient(summary)
 
     def _react_insufficient(self, summary: dict[str, Any]) -> dict[str, Any]:
+        if self.log_to_mlflow:  # "no labels for N windows" is counted from these
+            self._record_verdict(summary)
         if self.on_insufficient == "fail":
             from mlops_provider.core.performance.statistics import InsufficientEvidenceError
 
