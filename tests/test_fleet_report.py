@@ -255,3 +255,35 @@ def test_airflow_facts_decide_staleness_and_show_waiting_approvals(world):
     row = page.split(f'<tr id="model-{FRESH}"', 1)[1].split("</tr>", 1)[0]
     assert f'href="/dags/mlops_fleet_{FRESH}/runs/manual__1/tasks/lifecycle.approve/required_actions"' in row
     assert f'href="/dags/mlops_fleet_{FRESH}"' in row and '<span class="flag approval_pending">' in row
+
+
+def test_prometheus_metrics_carry_the_report(world):
+    """The report in Prometheus' text format, read back with prometheus_client's own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from mlops_provider.fleet.metrics import render_metrics
+
+    report, models, now = _report(world)
+    families = {family.name: family for family in text_string_to_metric_families(render_metrics(report).decode())}
+    values = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in families.values()
+        for sample in family.samples
+    }
+    assert values[("mlops_model_champion_version", (("model", FRESH),))] == float(world["fresh_version"])
+    assert values[("mlops_model_champion_age_seconds", (("model", OLD),))] == pytest.approx(
+        models[OLD]["champion_age_hours"] * 3600, abs=1
+    )
+    assert values[("mlops_model_live_metric", (("metric", "accuracy"), ("model", FRESH)))] == 0.74
+    assert values[("mlops_model_live_baseline", (("metric", "accuracy"), ("model", FRESH)))] == 0.8
+    assert values[("mlops_model_last_gate_outcome", (("decision", "promoted"), ("model", FRESH)))] == 1.0
+    assert values[("mlops_model_flag", (("flag", "stale"), ("model", OLD)))] == 1.0
+    assert values[("mlops_model_flag", (("flag", "stale"), ("model", FRESH)))] == 0.0
+    assert values[("mlops_model_flag", (("flag", "not_trained"), ("model", NEVER)))] == 1.0
+    assert values[("mlops_fleet_models", ())] == 3.0
+    # A model never trained has no champion, age or training time: absent, not zero.
+    assert not [key for key in values if key[0].startswith("mlops_model_champion") and ("model", NEVER) in key[1]]
+    since = values[("mlops_model_seconds_since_last_training", (("model", OLD),))]
+    assert since == pytest.approx((now - datetime.fromisoformat(models[OLD]["last_training"])).total_seconds(), abs=1)
+    # Without Airflow's facts, approvals are unknown: no pending_approvals sample at all.
+    assert "mlops_model_pending_approvals" not in {key[0] for key in values}

@@ -6,29 +6,34 @@ mounts the app at ``/mlops-fleet`` and the UI lists "Model fleet" under Browse (
 * ``GET /mlops-fleet/``: the page (``fleet.page``): per catalogued model its champion and age, last training and
   gate decision, last drift and live-performance verdicts, last runs, approvals waiting, flags, and links to its
   DAGs, its MLflow model page and its newest reports;
-* ``GET /mlops-fleet/report.json``: the same as JSON (``FleetReportOperator``'s shape, with Airflow's facts).
+* ``GET /mlops-fleet/report.json``: the same as JSON (``FleetReportOperator``'s shape, with Airflow's facts);
+* ``GET /mlops-fleet/metrics``: the same as Prometheus metrics (``fleet.metrics``).
 
-Both need a signed-in user (the UI's token cookie, or a bearer token) and show the models whose lifecycle DAG the
-user may read. The catalogue is found as ``dags/mlops_fleet.py`` finds it, the registry through the connection
-``mlflow_default``, runs and approvals in Airflow's metadata database. Reports are kept ``CACHE_SECONDS`` (a fleet
-of fifty models is a few hundred registry calls); ``?refresh=1`` reads afresh.
+Each needs a signed-in user (the UI's token cookie, or a bearer token) and shows the models whose lifecycle DAG
+the user may read; ``/metrics`` also takes the bearer token in ``MLOPS_FLEET_METRICS_TOKEN`` (when set), for a
+scraper, and then shows every model. The catalogue is found as ``dags/mlops_fleet.py`` finds it, the registry
+through the connection ``mlflow_default``, runs and approvals in Airflow's metadata database. Reports are kept
+``CACHE_SECONDS`` (a fleet of fifty models is a few hundred registry calls); ``?refresh=1`` reads afresh.
 """
 
 from __future__ import annotations
 
+import hmac
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 if TYPE_CHECKING:
     from mlops_provider.fleet.entries import Catalogue
 
 URL_PREFIX = "/mlops-fleet"
 CACHE_SECONDS = 15.0
+METRICS_TOKEN_ENV = "MLOPS_FLEET_METRICS_TOKEN"
 # A human is asked while the approval task waits in one of these states.
 _WAITING_STATES = ("deferred", "awaiting_input", "running")
 
@@ -142,7 +147,18 @@ async def signed_in_user(request: Request) -> Any:
     return await resolve_user_from_token(token)
 
 
+async def metrics_reader(request: Request) -> Any:
+    """A scraper presenting the bearer token of ``MLOPS_FLEET_METRICS_TOKEN`` (None: it sees every model), else a
+    signed-in user."""
+    expected = os.environ.get(METRICS_TOKEN_ENV)
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if expected and scheme.lower() == "bearer" and hmac.compare_digest(credentials.encode(), expected.encode()):
+        return None
+    return await signed_in_user(request)
+
+
 SignedInUser = Annotated[Any, Depends(signed_in_user)]
+MetricsReader = Annotated[Any, Depends(metrics_reader)]
 Refresh = Annotated[bool, Query(description="read afresh instead of from the cache")]
 
 
@@ -189,6 +205,18 @@ def create_app() -> FastAPI:
             return JSONResponse(visible_to(build_report(refresh), user))
         except Exception as error:
             return _error_response(error, as_json=True)
+
+    @app.get("/metrics")
+    def metrics(reader: MetricsReader, refresh: Refresh = False) -> Any:
+        from mlops_provider.fleet.metrics import CONTENT_TYPE, render_metrics
+
+        try:
+            report = build_report(refresh)
+        except Exception as error:
+            return _error_response(error, as_json=True)
+        if reader is not None:
+            report = visible_to(report, reader)
+        return Response(render_metrics(report), media_type=CONTENT_TYPE)
 
     return app
 
