@@ -134,6 +134,45 @@ def test_embedded_default_without_connection(capsys, tmp_path, monkeypatch):
     assert hook.test_connection()[0]
 
 
+RACE = """
+import pathlib, sys, time
+from mlops_provider.hooks.mlflow import MlflowHook
+hook = MlflowHook()  # reads the settings; the store is made on first use, below
+pathlib.Path(sys.argv[1] + ".ready").touch()
+while not pathlib.Path(sys.argv[2]).exists():
+    time.sleep(0.002)
+hook.get_or_create_experiment("first-tasks")
+"""
+
+
+@pytest.mark.system  # three interpreters importing MLflow: ~10 s, kept out of the fast layer
+def test_tasks_starting_together_on_a_new_embedded_store_all_succeed(tmp_path):
+    """A LocalExecutor's first tasks open the new embedded store at the same moment: MLflow's creation of it
+    must happen once, or most of them fail ("table _alembic_tmp_tags already exists")."""
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "MLOPS_HOME": str(tmp_path / "home")}
+    go = tmp_path / "go"
+    tasks = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, str(tmp_path / f"task{i}"), str(go)],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for i in range(3)
+    ]
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("task*.ready"))) < len(tasks) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    go.touch()  # all three open the store at once
+    failures = [error[-600:] for error in (task.communicate(timeout=120)[1] for task in tasks) if "Traceback" in error]
+    assert not failures, failures
+    assert all(task.returncode == 0 for task in tasks)
+
+
 def test_missing_named_connection_is_an_error_not_a_fallback():
     with pytest.raises(ConfigurationError, match="'mlflow_prod' is not defined"):
         MlflowHook(mlflow_conn_id="mlflow_prod").get_conn()

@@ -87,6 +87,34 @@ def embedded_settings(home: Path | None = None) -> TrackingSettings:
     )
 
 
+@contextmanager
+def embedded_store_first_use(settings: TrackingSettings) -> Iterator[bool]:
+    """Around creating a client: on the embedded store's first use, hold a file lock and yield True (the caller
+    then touches the registry too), so the store is created exactly once.
+
+    MLflow creates and migrates a new SQLite store when a client is made; task processes that start together (a
+    LocalExecutor's first tasks) would race that migration and fail ("table _alembic_tmp_tags already exists").
+    A marker file beside the database makes every later use a single ``stat``.
+    """
+    if not settings.embedded or not settings.tracking_uri.startswith("sqlite:///"):
+        yield False
+        return
+    database = Path(settings.tracking_uri[len("sqlite:///") :])
+    ready = database.with_name(f"{database.name}.ready")
+    if ready.exists():
+        yield False
+        return
+    import fcntl
+
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(f"{database.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        first = not ready.exists()
+        yield first
+        if first:
+            ready.touch()
+
+
 def server_uri(host: str, port: int | None = None, scheme: str | None = None, path: str = "") -> str:
     """Build ``scheme://host:port/path`` from connection fields; ``host`` may already carry a scheme."""
     host = host.strip()

@@ -27,7 +27,13 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from mlops_provider.core.errors import ConfigurationError, ServiceUnreachableError
-from mlops_provider.core.tracking import TrackingSettings, embedded_settings, redact_uri, server_uri
+from mlops_provider.core.tracking import (
+    TrackingSettings,
+    embedded_settings,
+    embedded_store_first_use,
+    redact_uri,
+    server_uri,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -111,8 +117,10 @@ class MlflowHook(BaseHook):
         from mlflow import MlflowClient
 
         settings = self.settings
-        with settings.environment():
+        with settings.environment(), embedded_store_first_use(settings) as first_use:
             client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+            if first_use:
+                client.search_registered_models(max_results=1)  # the registry store, created under the same lock
         return _AuthenticatedClient(client, settings, self.mlflow_conn_id)  # type: ignore[return-value]
 
     @contextmanager
