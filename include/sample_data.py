@@ -1,4 +1,5 @@
-"""Seeded sample data for the reference DAGs, the demo and the tests: a customer-churn table.
+"""Seeded sample data for the reference DAGs, the demo and the tests: a customer-churn table, and a table of
+food deliveries with a numeric target (for regression models).
 
 Columns: ``customer_id`` (int), ``tenure_months`` (int, 0-71), ``monthly_charges`` (float, dollars),
 ``support_calls`` (int, Poisson), ``plan`` (basic / plus / pro), ``contract`` (monthly / yearly),
@@ -17,11 +18,19 @@ Labels arrive late in production: ``write_labels`` writes the label of each row 
 was observed, as ``<labels>/dt=<day the labels arrived>/labels.parquet`` with ``customer_id``, ``dt`` (the day
 of the predicted partition: with ``customer_id`` the key), ``churned`` and ``label_timestamp``.
 
-As a script it writes daily parquet partitions ``<out>/dt=YYYY-MM-DD/part-00000.parquet``:
+Deliveries (``delivery_frame``): ``order_id`` (int), ``distance_km`` (float), ``items`` (int, 1-8), ``vehicle``
+(bike / scooter / car), ``weather`` (clear / rain / snow), ``hour`` (int, 10-22, the hour the order was placed),
+``event_timestamp`` (UTC), and two labels: ``delivery_minutes`` (float, the regression target: longer with distance,
+items, rush hours, rain and snow, shorter by car) and ``late`` (0/1: delivered more than 40 minutes after the order).
+A model of one label must not take the other as a feature: name its ``feature_columns``.
+
+As a script it writes daily parquet partitions ``<out>/dt=YYYY-MM-DD/part-00000.parquet`` (``--dataset deliveries``
+for the delivery table):
 
     python include/sample_data.py --out .mlops/data/churn --start 2026-01-01 --days 7
     python include/sample_data.py --out .mlops/data/churn --start 2026-01-08 --days 1 --drift
     python include/sample_data.py --out .mlops/data/churn --start 2026-01-09 --days 1 --corruption nulls
+    python include/sample_data.py --dataset deliveries --out .mlops/data/deliveries --start 2026-01-01 --days 14
 """
 
 from __future__ import annotations
@@ -39,6 +48,13 @@ TIMESTAMP = "event_timestamp"
 ENTITY = "customer_id"
 PLANS = ["basic", "plus", "pro"]
 CORRUPTIONS = ("missing_column", "wrong_dtype", "nulls", "out_of_range", "unseen_category", "empty")
+DATASETS = ("churn", "deliveries")
+DELIVERY_FEATURES = ["distance_km", "items", "vehicle", "weather", "hour"]
+DELIVERY_TARGET = "delivery_minutes"  # regression
+DELIVERY_LATE = "late"  # classification: delivery_minutes > LATE_AFTER_MINUTES
+DELIVERY_ENTITY = "order_id"
+LATE_AFTER_MINUTES = 40
+VEHICLES = ["bike", "scooter", "car"]
 
 
 def churn_frame(
@@ -87,6 +103,38 @@ def churn_frame(
             "contract": contract,
             TIMESTAMP: start + pd.to_timedelta(np.sort(rng.integers(0, 86_400, rows)), unit="s"),
             TARGET: (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int),
+        }
+    )
+
+
+def delivery_frame(
+    rows: int = 2000, seed: int = 0, *, day: date | str = "2026-01-01", first_order_id: int = 0
+) -> pd.DataFrame:
+    """One day of food deliveries; the same ``seed`` gives the same rows."""
+    rng = np.random.default_rng(seed)
+    distance = (rng.gamma(2.0, 2.0, rows) + 0.3).clip(None, 20).round(2)
+    items = rng.integers(1, 9, rows)
+    vehicle = rng.choice(VEHICLES, rows, p=[0.4, 0.35, 0.25])
+    weather = rng.choice(["clear", "rain", "snow"], rows, p=[0.7, 0.22, 0.08])
+    hour = rng.integers(10, 23, rows)
+    pace = np.select([vehicle == "bike", vehicle == "scooter"], [4.0, 3.0], 2.6)  # minutes per km
+    rush = np.isin(hour, [12, 13, 19, 20])
+    delay = np.select([weather == "rain", weather == "snow"], [5.0, 12.0], 0.0) + 7 * rush + rng.normal(0, 4, rows)
+    minutes = (8 + pace * distance + 1.5 * items + delay).clip(5, None).round(1)
+    start = pd.Timestamp(str(day), tz="UTC")
+    stamps = start + pd.to_timedelta(hour * 3600 + rng.integers(0, 3600, rows), unit="s")
+    order = np.argsort(stamps.to_numpy(), kind="stable")
+    return pd.DataFrame(
+        {
+            DELIVERY_ENTITY: np.arange(first_order_id, first_order_id + rows),
+            "distance_km": distance[order],
+            "items": items[order],
+            "vehicle": vehicle[order],
+            "weather": weather[order],
+            "hour": hour[order],
+            TIMESTAMP: stamps[order],
+            DELIVERY_TARGET: minutes[order],
+            DELIVERY_LATE: (minutes[order] > LATE_AFTER_MINUTES).astype(int),
         }
     )
 
@@ -144,6 +192,25 @@ def write_partitions(
     return written
 
 
+def write_delivery_partitions(
+    out: str | Path, *, start: date | str = "2026-01-01", days: int = 7, rows_per_day: int = 2000, seed: int = 0
+) -> list[Path]:
+    """Write ``days`` daily partitions of deliveries under ``out``, laid out as ``write_partitions`` lays out churn."""
+    first = date.fromisoformat(str(start))
+    written = []
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        frame = delivery_frame(
+            rows_per_day, seed * 100_003 + day.toordinal(), day=day, first_order_id=offset * rows_per_day
+        )
+        folder = Path(out) / f"dt={day.isoformat()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / "part-00000.parquet"
+        frame.to_parquet(target, index=False)
+        written.append(target)
+    return written
+
+
 def write_labels(partitions: list[Path], labels: str | Path, *, delay_days: int = 3) -> list[Path]:
     """The labels of the rows in ``partitions`` (as ``write_partitions`` returns them), each known
     ``delay_days`` after its row's ``event_timestamp``; one file per day the labels arrive."""
@@ -169,6 +236,7 @@ def write_labels(partitions: list[Path], labels: str | Path, *, delay_days: int 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="folder that receives dt=YYYY-MM-DD partitions")
+    parser.add_argument("--dataset", choices=DATASETS, default="churn", help="which table (default: churn)")
     parser.add_argument("--start", default="2026-01-01", help="first day (YYYY-MM-DD)")
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--rows-per-day", type=int, default=2000)
@@ -179,6 +247,17 @@ def main() -> None:
     parser.add_argument("--label-delay-days", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.dataset == "deliveries":
+        churn_only = {"--drift": args.drift, "--corruption": args.corruption, "--concept-drift": args.concept_drift,
+                      "--labels-out": args.labels_out}  # fmt: skip
+        given = [flag for flag, value in churn_only.items() if value]
+        if given:
+            parser.error(f"{', '.join(given)}: only for the churn table; leave it out with --dataset deliveries")
+        for path in write_delivery_partitions(
+            args.out, start=args.start, days=args.days, rows_per_day=args.rows_per_day, seed=args.seed
+        ):
+            print(path)
+        return
     written = write_partitions(
         args.out,
         start=args.start,

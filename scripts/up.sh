@@ -21,11 +21,18 @@ export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="${AIRFLOW__DAG_PROCESSOR__REFRE
 export AIRFLOW_CONN_MLFLOW_DEFAULT="{\"conn_type\": \"mlflow\", \"host\": \"127.0.0.1\", \"port\": $MLFLOW_PORT, \"extra\": {\"ui_url\": \"http://127.0.0.1:$MLFLOW_PORT\"}}"
 export AIRFLOW_CONN_FS_DEFAULT='{"conn_type": "fs", "extra": {"path": "/"}}'
 export GX_ANALYTICS_ENABLED=false
+# The fleet: one lifecycle per model of the sample catalogue, and the Browse > Model fleet page (docs/fleet.md).
+export MLOPS_MODEL_CATALOG="${MLOPS_MODEL_CATALOG:-$REPO/include/model_catalog.yaml}"
 
 mkdir -p "$MLOPS_HOME/mlflow/artifacts" "$AIRFLOW_HOME"
 if [ ! -d "$MLOPS_HOME/data/churn" ]; then
   echo "Writing two weeks of sample churn data to $MLOPS_HOME/data/churn"
   "$VENV_BIN/python" "$REPO/include/sample_data.py" --out "$MLOPS_HOME/data/churn" --start 2026-01-01 --days 14 >/dev/null
+fi
+if [ ! -d "$MLOPS_HOME/data/deliveries" ]; then
+  echo "Writing two weeks of sample delivery data to $MLOPS_HOME/data/deliveries"
+  "$VENV_BIN/python" "$REPO/include/sample_data.py" --dataset deliveries --out "$MLOPS_HOME/data/deliveries" \
+    --start 2026-01-01 --days 14 >/dev/null
 fi
 if [ ! -f "$REPO/include/feature_repo/data/customer_profile.parquet" ]; then
   "$VENV_BIN/python" "$REPO/include/feature_repo/generate_data.py" >/dev/null
@@ -60,12 +67,15 @@ for _ in $(seq 1 180); do
   fi
   sleep 2
 done
+# Every fleet `train` task takes a slot of this pool (docs/fleet.md); without it they are never scheduled.
+"$VENV_BIN/airflow" pools set mlops_training "${MLOPS_TRAINING_SLOTS:-2}" "models training at once, fleet-wide" >/dev/null
 passwords="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
 cat <<EOF
 
   Airflow UI   http://127.0.0.1:$AIRFLOW_PORT   login: $("$VENV_BIN/python" -c 'import json, sys; print(", ".join(f"{u} / {p}" for u, p in json.load(open(sys.argv[1])).items()))' "$passwords" 2>/dev/null || echo "see $passwords")
   MLflow UI    http://127.0.0.1:$MLFLOW_PORT
   DAGs         $REPO/dags (trigger mlops_lifecycle: its defaults run on the sample data)
+  Fleet        http://127.0.0.1:$AIRFLOW_PORT/plugin/mlops-fleet (the models of $MLOPS_MODEL_CATALOG)
 
 Ctrl-C stops both.
 EOF

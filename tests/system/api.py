@@ -124,6 +124,33 @@ class AirflowApi:
     def set_paused(self, dag_id: str, paused: bool) -> dict:
         return self.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": paused})
 
+    def dag(self, dag_id: str) -> dict | None:
+        """``GET /api/v2/dags/{dag_id}`` (``is_stale``, ``is_paused``, ``last_parsed_time`` ...); None when unknown."""
+        response = self.request("GET", f"/api/v2/dags/{dag_id}", expected=(200, 404))
+        return response if isinstance(response, dict) and "dag_id" in response else None  # 404: {"detail": ...}
+
+    def dag_details(self, dag_id: str) -> dict:
+        """``GET /api/v2/dags/{dag_id}/details``: also ``doc_md``, ``params`` and the ``file_token`` of its file."""
+        return self.get(f"/api/v2/dags/{dag_id}/details")
+
+    def dag_versions(self, dag_id: str) -> list[dict]:
+        """The DAG's versions (a new one each time its parsed structure changes after it ran), oldest first."""
+        return self.get_all(f"/api/v2/dags/{dag_id}/dagVersions", "dag_versions", order_by="version_number")
+
+    def reparse(self, dag_id: str) -> None:
+        """``PUT /api/v2/parseDagFile/{file_token}``: the UI's "Reparse Dag" for the file that defines ``dag_id``
+        (the dag-processor parses it next, ahead of its ``min_file_process_interval``)."""
+        token = self.dag_details(dag_id)["file_token"]
+        self.request("PUT", f"/api/v2/parseDagFile/{token}", expected=(201,))
+
+    def set_pool(self, name: str, slots: int, description: str = "") -> dict:
+        """Create the pool, or set its slots when it exists (``airflow pools set``)."""
+        body = {"name": name, "slots": slots, "description": description, "include_deferred": False}
+        created = self.request("POST", "/api/v2/pools", json=body, expected=(201, 409))
+        if isinstance(created, dict) and created.get("name") == name:
+            return created
+        return self.request("PATCH", f"/api/v2/pools/{name}", json=body)  # the body names the pool too
+
     # -- runs -----------------------------------------------------------------------------------------
     def trigger(
         self,

@@ -27,6 +27,7 @@ PRELOAD = (
     "sklearn.metrics",
     "mlflow",
     "mlflow.sklearn",
+    "skops.io",
     "great_expectations",
     "evidently",
     "mlops_provider.core.training",

@@ -39,6 +39,13 @@ SYSTEM_TEST_ORDER = (
     "test_drift_loop_is_closed_by_the_scheduler",
     "test_trigger_lifecycle_from_the_ui_with_changed_params",
     "test_backfill_of_scheduled_retraining_runs_three_weeks_in_order",
+    # The model fleet (test_fleet_stack.py): eight catalogued models, then changes of the catalogue.
+    "test_fleet_of_eight_models_runs_on_celery_and_ends_with_eight_champions",
+    "test_a_corrupted_partition_fails_only_its_model_and_names_the_file",
+    "test_a_catalogue_change_shows_after_the_next_parse_with_nothing_else_touched",
+    "test_a_bad_entry_is_reported_with_model_field_and_fix_and_the_other_seven_stay_active",
+    # The fleet page in the browser, over the champions the fleet tests left (test_ui.py).
+    "test_fleet_page_shows_every_catalogued_model_its_champion_runs_and_a_waiting_approval",
     # The stack's own faults, once nothing else runs (each waits until the stack is idle).
     "test_triggerer_killed_while_sensors_wait_then_each_wait_resumes_and_fires_once",
     "test_worker_killed_while_training_logs_then_the_retry_registers_one_version",

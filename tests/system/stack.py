@@ -8,6 +8,9 @@
 * MLflow as ``mlflow server`` with a PostgreSQL backend store and its artifacts on S3 (the moto server).
 * Sample data (``include/sample_data.py``) on S3; Airflow reaches MLflow and S3 only through
   ``AIRFLOW_CONN_*`` connections (no AWS or MLflow variables in the Airflow processes).
+* A model fleet: the model catalogue ``<root>/fleet/model_catalog.yaml`` (``MLOPS_MODEL_CATALOG``, read by
+  ``dags/mlops_fleet.py``) with the eight models of :func:`fleet_models`, written before the dag-processor starts,
+  and their small datasets under ``s3://<bucket>/fleet/`` (churn, deliveries, and deliveries of a second city).
 * Known, distinctive secrets (``KNOWN_SECRETS``, new random values per run), so that ``test_secrets.py``
   can prove none of them shows up anywhere: the AWS secret key of ``aws_default`` (moto accepts any key;
   the MLflow server's own S3 access uses the same one), the password of ``mlflow_default`` (the MLflow
@@ -44,6 +47,7 @@ for _path in (REPO_ROOT / "tests", REPO_ROOT / "include"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+from sample_data import DELIVERY_FEATURES  # noqa: E402
 from support import services  # noqa: E402
 
 from .api import AirflowApi  # noqa: E402
@@ -64,9 +68,73 @@ KNOWN_SECRETS = {
 BUCKET = "mlops-system"
 MODEL_NAME = "customer_churn"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker")
+# Settings of one component only, on top of the shared environment.
+COMPONENT_ENV = {
+    # A DAG that left the file it came from (a model removed from the catalogue) is marked stale seconds after
+    # the file's parse, not a minute later (the defaults: a 60 s scan, a 50 s threshold). A small threshold is
+    # safe: a parse stamps its DAGs after it stamps the file's finish. Only the dag-processor: the scheduler runs
+    # its trigger and asset clean-ups on the same interval.
+    "dag-processor": {
+        "AIRFLOW__DAG_PROCESSOR__STALE_DAG_THRESHOLD": "1",
+        "AIRFLOW__SCHEDULER__PARSING_CLEANUP_INTERVAL": "3",
+    },
+}
 SAMPLE_START = "2026-01-01"  # the reference DAGs start on 2026-01-01
 SAMPLE_DAYS = 25  # three full @weekly intervals: 4-10, 11-17 and 18-24 January
 SAMPLE_ROWS_PER_DAY = 500
+REFERENCE_BUNDLE = "mlops-reference-dags"  # the bundle of the repository's dags/ folder
+FLEET_DAYS = 4  # the fleet's datasets: four days from SAMPLE_START ...
+FLEET_ROWS_PER_DAY = 300  # ... of 300 rows each: eight lifecycles finish in a few minutes on 2 cores
+
+
+def fleet_models(bucket: str = BUCKET) -> dict[str, dict]:
+    """The stack's model catalogue: eight models on three datasets, classification and regression, each with its
+    own target and estimator; no schedule (the tests trigger them through the API). ``delivery_eu`` is the only
+    model on ``deliveries_eu``."""
+    data = f"s3://{bucket}/fleet"
+    churn = {"dataset_uri": f"{data}/churn", "id_columns": ["customer_id", "dt"],
+             "timestamp_column": "event_timestamp", "owners": ["team-retention"], "tags": ["churn"]}  # fmt: skip
+    deliveries = {"dataset_uri": f"{data}/deliveries", "feature_columns": DELIVERY_FEATURES,
+                  "id_columns": ["order_id", "dt"], "timestamp_column": "event_timestamp",
+                  "owners": ["team-logistics"], "tags": ["deliveries"]}  # fmt: skip
+    models = {
+        "churn_gbm": {**churn, "target_column": "churned", "estimator_params": {"max_iter": 50},
+                      "primary_metric": "roc_auc", "min_improvement": 0.0},
+        "churn_forest": {**churn, "target_column": "churned", "estimator": "sklearn.ensemble.RandomForestClassifier",
+                         "estimator_params": {"n_estimators": 30, "max_depth": 6},
+                         "thresholds": {"roc_auc": {"min": 0.55}}},
+        "churn_logistic": {**churn, "target_column": "churned", "estimator": "sklearn.linear_model.LogisticRegression",
+                           "feature_columns": ["tenure_months", "monthly_charges", "support_calls", "contract"],
+                           "estimator_params": {"C": 0.5, "max_iter": 300}, "primary_metric": "f1_macro"},
+        "churn_charges": {**churn, "target_column": "monthly_charges", "estimator": "sklearn.linear_model.Ridge",
+                          "feature_columns": ["tenure_months", "support_calls", "plan", "contract"],
+                          "primary_metric": "rmse"},
+        "delivery_minutes": {**deliveries, "target_column": "delivery_minutes", "estimator_params": {"max_iter": 50},
+                             "primary_metric": "rmse", "min_improvement": 0.0},
+        "delivery_minutes_linear": {**deliveries, "target_column": "delivery_minutes",
+                                    "estimator": "sklearn.linear_model.LinearRegression", "primary_metric": "mae"},
+        "delivery_late": {**deliveries, "target_column": "late", "estimator": "sklearn.tree.DecisionTreeClassifier",
+                          "estimator_params": {"max_depth": 5}, "primary_metric": "roc_auc"},
+        "delivery_eu": {**deliveries, "dataset_uri": f"{data}/deliveries_eu", "target_column": "delivery_minutes",
+                        "estimator": "sklearn.ensemble.RandomForestRegressor",
+                        "estimator_params": {"n_estimators": 30, "max_depth": 8}, "primary_metric": "r2"},
+    }  # fmt: skip
+    return {
+        name: {**entry, "schedule": None, "tags": [*entry["tags"], "system-test"]} for name, entry in models.items()
+    }
+
+
+def write_catalogue(path: Path, models: dict) -> None:
+    """The catalogue file, replaced in one step (a parse never reads half a file)."""
+    import yaml
+
+    text = "# The system tests' model catalogue (tests/system/stack.py).\n" + yaml.safe_dump(
+        {"models": models}, sort_keys=False
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
 
 
 class StackError(RuntimeError):
@@ -87,6 +155,7 @@ class Stack:
     data_uri: str
     landing_uri: str
     model_name: str
+    catalogue_path: Path  # MLOPS_MODEL_CATALOG of the Airflow processes
     known_secrets: dict[str, str] = field(default_factory=lambda: dict(KNOWN_SECRETS), repr=False)
     processes: dict[str, services.ManagedProcess] = field(default_factory=dict)
     commands: dict[str, list[str]] = field(default_factory=dict, repr=False)
@@ -120,6 +189,34 @@ class Stack:
 
     def s3(self):
         return s3_client(self.moto_url)
+
+    def write_catalogue(self, models: dict) -> None:
+        """Replace the model catalogue; the fleet DAGs follow at the next parse of the fleet's DAG files."""
+        write_catalogue(self.catalogue_path, models)
+
+    def request_parse(self, relative_fileloc: str, bundle: str = REFERENCE_BUNDLE) -> None:
+        """Ask the dag-processor to parse a DAG file now, with the row ``PUT /api/v2/parseDagFile`` adds.
+
+        For a file that defines no DAG (``dags/mlops_fleet_catalogue.py`` with a clean catalogue): the API finds
+        the file's DAGs to authorise a reparse and answers 404 when there are none, so neither the UI nor the API
+        can ask for it (a person waits for the periodic parse, ``min_file_process_interval``). Files with DAGs
+        are reparsed through the API (``AirflowApi.reparse``)."""
+        import hashlib
+
+        import psycopg2
+
+        key = hashlib.md5(f"{bundle}:{relative_fileloc}".encode()).hexdigest()
+        url = self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("postgresql+psycopg2://", "postgresql://")
+        connection = psycopg2.connect(url, connect_timeout=5)
+        try:
+            with connection, connection.cursor() as cursor:
+                cursor.execute(
+                    "INSERT INTO dag_priority_parsing_request (id, bundle_name, relative_fileloc) "
+                    "VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                    (key, bundle, relative_fileloc),
+                )
+        finally:
+            connection.close()
 
     def mlflow(self):
         """An ``MlflowClient`` of the stack's server, signed in as its ``admin`` user."""
@@ -275,6 +372,10 @@ def airflow_env(root: Path, metadata_url: str, api_port: int, mlflow_url: str, m
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
         "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "2",
         "AIRFLOW__DAG_PROCESSOR__PRINT_STATS_INTERVAL": "0",
+        # The dag-processor writes a changed DAG at most this often (default 30 s: a model catalogue edited twice
+        # within it would keep the first edit until the file's next parse), and the api-server and scheduler
+        # re-check their cached copy of a DAG version at this interval.
+        "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL": "3",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "1",
         "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
@@ -309,6 +410,7 @@ def airflow_env(root: Path, metadata_url: str, api_port: int, mlflow_url: str, m
         "MLOPS_LANDING_URI": f"s3://{BUCKET}/landing/churn",
         "MLOPS_MODEL_NAME": MODEL_NAME,
         "MLOPS_WORK_URI": f"s3://{BUCKET}/work",
+        "MLOPS_MODEL_CATALOG": str(root / "fleet" / "model_catalog.yaml"),  # dags/mlops_fleet.py's catalogue
         "GX_ANALYTICS_ENABLED": "false",
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
         "NO_PROXY": "127.0.0.1,localhost",
@@ -372,8 +474,23 @@ def write_sample_data(root: Path, moto_url: str) -> None:
         client.upload_file(str(path), BUCKET, f"data/churn/{path.relative_to(folder).as_posix()}")
 
 
+def write_fleet_data(root: Path, moto_url: str) -> None:
+    """The fleet's datasets under ``s3://<bucket>/fleet/``, ``dt=YYYY-MM-DD`` partitions like the churn data."""
+    from sample_data import write_delivery_partitions, write_partitions
+
+    folder = root / "sample" / "fleet"
+    size = {"start": SAMPLE_START, "days": FLEET_DAYS, "rows_per_day": FLEET_ROWS_PER_DAY}
+    write_partitions(folder / "churn", seed=11, **size)
+    write_delivery_partitions(folder / "deliveries", seed=1, **size)
+    write_delivery_partitions(folder / "deliveries_eu", seed=2, **size)  # another city: only delivery_eu reads it
+    client = s3_client(moto_url)
+    for path in sorted(folder.rglob("*.parquet")):
+        client.upload_file(str(path), BUCKET, f"fleet/{path.relative_to(folder).as_posix()}")
+
+
 def start_component(name: str, command: list[str], root: Path, env: dict[str, str]) -> services.ManagedProcess:
     """One Airflow component, its output appended to ``<root>/logs/<name>.log`` (a restart adds to the log)."""
+    env = {**env, **COMPONENT_ENV.get(name, {})}
     return services.start_process(name, command, root / "logs", ready=lambda: True, env=env, timeout=5)
 
 
@@ -445,9 +562,11 @@ def running_stack(root: Path, moto_url: str) -> Iterator[Stack]:
         s3_client(moto_url).create_bucket(Bucket=BUCKET)
 
         api_port = services.free_port()
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        write_catalogue(root / "fleet" / "model_catalog.yaml", fleet_models())  # before the dag-processor reads it
+        with ThreadPoolExecutor(max_workers=3) as pool:
             mlflow_future = pool.submit(start_mlflow, root, mlflow_db, moto_url)
             data_future = pool.submit(write_sample_data, root, moto_url)
+            fleet_future = pool.submit(write_fleet_data, root, moto_url)
             migrate_env = airflow_env(root, airflow_db_url, api_port, "http://127.0.0.1:1", moto_url)
             migrate = subprocess.run(
                 [str(services.BIN / "airflow"), "db", "migrate"],
@@ -461,6 +580,7 @@ def running_stack(root: Path, moto_url: str) -> Iterator[Stack]:
             except services.ServiceUnavailable as error:
                 raise StackError(f"mlflow server did not start: {error}") from error
             data_future.result()
+            fleet_future.result()
         if migrate.returncode != 0:
             raise StackError(f"airflow db migrate failed:\n{migrate.stdout[-3000:]}\n{migrate.stderr[-3000:]}")
         mlflow_url = processes["mlflow-server"].url
@@ -490,6 +610,7 @@ def running_stack(root: Path, moto_url: str) -> Iterator[Stack]:
             data_uri=env["MLOPS_DATA_URI"],
             landing_uri=env["MLOPS_LANDING_URI"],
             model_name=MODEL_NAME,
+            catalogue_path=Path(env["MLOPS_MODEL_CATALOG"]),
             processes=processes,
             commands=commands,
         )

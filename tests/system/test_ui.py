@@ -2,9 +2,10 @@
 installed by ``scripts/ensure_chromium.sh``; Playwright never downloads a browser here).
 
 A person signs in, opens ``mlops_lifecycle``, opens the trigger form, changes ``model_name`` and
-``min_improvement``, triggers, and watches the run reach success. Screenshots of the filled trigger form
-and of the finished run's graph are saved in the test's tmp dir; with ``MLOPS_UPDATE_SCREENSHOTS=1`` they
-are also copied to ``docs/images/`` for the README.
+``min_improvement``, triggers, and watches the run reach success. Then opens Browse > Model fleet (the provider's
+UI plugin) and reads every catalogued model's champion, last run and flags, a promotion waiting for a human
+among them. Screenshots of the filled trigger form, the finished run's graph and the fleet page are saved in the
+test's tmp dir; with ``MLOPS_UPDATE_SCREENSHOTS=1`` they are also copied to ``docs/images/`` for the README.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+import yaml
 
 from conftest import REPO_ROOT, service_missing
 
@@ -29,7 +31,8 @@ pytestmark = pytest.mark.system
 CHROMIUM = Path(os.environ.get("MLOPS_CHROMIUM", "/usr/bin/chromium"))
 DAG_ID = "mlops_lifecycle"
 VIEWPORT = {"width": 1280, "height": 760}
-DOC_IMAGES = {"trigger_form.png": "ui-trigger-form.png", "run_graph.png": "ui-lifecycle-run-graph.png"}
+DOC_IMAGES = {"trigger_form.png": "ui-trigger-form.png", "run_graph.png": "ui-lifecycle-run-graph.png",
+              "fleet_page.png": "ui-fleet-page.png"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -140,8 +143,103 @@ def test_trigger_lifecycle_from_the_ui_with_changed_params(page, stack, tmp_path
     champion = stack.mlflow().get_model_version_by_alias(model, "champion")
     assert champion.version == str(trained["version"]) and champion.tags["airflow.run_id"] == run_id
 
+    update_doc_images(tmp_path, "trigger_form.png", "run_graph.png")
+
+
+def update_doc_images(folder: Path, *names: str) -> None:
     if os.environ.get("MLOPS_UPDATE_SCREENSHOTS") == "1":
         target = REPO_ROOT / "docs" / "images"
         target.mkdir(parents=True, exist_ok=True)
-        for source, name in DOC_IMAGES.items():
-            shutil.copyfile(tmp_path / source, target / name)
+        for name in names:
+            shutil.copyfile(folder / name, target / DOC_IMAGES[name])
+
+
+def test_fleet_page_shows_every_catalogued_model_its_champion_runs_and_a_waiting_approval(page, stack, tmp_path):
+    """Browse > Model fleet in the real browser, after the fleet tests left eight champions; one more model asks a
+    human before promoting, and its waiting request shows on the page with a link to answer it."""
+    import httpx
+    from playwright.sync_api import expect
+
+    from .test_fleet_stack import _change_catalogue, _parsed_since, _poll, dag_id
+
+    api = stack.api
+    base = yaml.safe_load(stack.catalogue_path.read_text())["models"]
+    asking = "churn_asks_first"
+    api.set_pool("mlops_training", 2, "models training at once, fleet-wide")  # as the fleet tests left it
+    requested = _change_catalogue(stack, {**base, asking: {**base["churn_logistic"], "require_approval": True}})
+    _poll(lambda: _parsed_since(api, asking, requested), timeout=90, what=f"{dag_id(asking)} parsed")
+    api.set_paused(dag_id(asking), False)
+    run_id = api.trigger(dag_id(asking), note="system test: fleet page")["dag_run_id"]
+    hitl = f"/api/v2/dags/{dag_id(asking)}/dagRuns/{run_id}/taskInstances/lifecycle.approve/-1/hitlDetails"
+    try:
+        api.wait_for_task(dag_id(asking), run_id, "lifecycle.approve", {"awaiting_input"}, timeout=420)
+        champions = {name: _champion_version(stack, name) for name in base}
+        assert all(champions.values()), champions  # the fleet tests left a champion per model
+
+        sign_in(page)
+        page.get_by_role("button", name="Browse").click()
+        page.get_by_role("menuitem", name="Model fleet").click()
+        page.wait_for_url(re.compile(r"/plugin/mlops-fleet$"))
+        fleet = page.frame_locator("iframe")  # the UI embeds the plugin's page
+        rows = fleet.locator("tbody tr")
+        expect(rows).to_have_count(len(base) + 1)
+        for name, version in champions.items():
+            row = fleet.locator(f"tr#model-{name}")
+            expect(row.locator("td").nth(2)).to_contain_text(f"v{version}")  # the registry's champion
+            (last,) = api.runs(dag_id(name), order_by="-run_after", limit=1)
+            expect(row.locator("td").nth(6)).to_contain_text(f"{dag_id(name)}: {last['state']}")  # its last run
+        waiting = fleet.locator(f"tr#model-{asking}")
+        expect(waiting.locator(".flag.approval_pending")).to_be_visible()
+        expect(waiting.locator(".flag.no_champion")).to_be_visible()  # trained and registered, not promoted yet
+        answer = waiting.get_by_role("link", name=re.compile(rf"Promote {asking} version 1 to @champion\?"))
+        assert answer.get_attribute("href") == (
+            f"/dags/{dag_id(asking)}/runs/{run_id}/tasks/lifecycle.approve/required_actions"
+        )
+        page.set_viewport_size({"width": 1600, "height": 900})
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(tmp_path / "fleet_page.png"))
+
+        # The same report as JSON for a script; without a signed-in user, nothing.
+        url = f"{stack.api_url}/mlops-fleet/report.json"
+        assert httpx.get(url).status_code == 401
+        report = httpx.get(url, headers={"Authorization": f"Bearer {api.token()}"}, timeout=60).json()
+        assert report["counts"]["approval_pending"] == 1 and report["counts"]["with_champion"] == len(base)
+        assert {m["name"]: m["champion_version"] for m in report["models"] if m["name"] in base} == champions
+
+        # And as Prometheus metrics, scraped and parsed as Prometheus would.
+        from prometheus_client.parser import text_string_to_metric_families
+
+        url = f"{stack.api_url}/mlops-fleet/metrics"
+        assert httpx.get(url).status_code == 401
+        scraped = httpx.get(url, headers={"Authorization": f"Bearer {api.token()}"}, timeout=60)
+        assert scraped.headers["content-type"].startswith("text/plain; version=0.0.4")
+        samples = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(scraped.text)
+            for sample in family.samples
+        }
+        for name, version in champions.items():
+            assert samples[("mlops_model_champion_version", (("model", name),))] == float(version)
+        assert samples[("mlops_model_pending_approvals", (("model", asking),))] == 1.0
+        assert samples[("mlops_model_flag", (("flag", "approval_pending"), ("model", asking)))] == 1.0
+        assert samples[("mlops_fleet_models", ())] == len(base) + 1
+
+        # A model's DAG link leads out of the frame to its page in Airflow.
+        fleet.locator("tr#model-churn_gbm").get_by_role("link", name=dag_id("churn_gbm"), exact=True).click()
+        page.wait_for_url(re.compile(rf"/dags/{dag_id('churn_gbm')}$"))
+    finally:
+        if api.task_instance(dag_id(asking), run_id, "lifecycle.approve")["state"] == "awaiting_input":
+            api.request("PATCH", hitl, json={"chosen_options": ["Reject"], "params_input": {}})
+        api.wait_for_run(dag_id(asking), run_id, timeout=180)
+        api.set_paused(dag_id(asking), True)
+        _change_catalogue(stack, base)
+    update_doc_images(tmp_path, "fleet_page.png")
+
+
+def _champion_version(stack, model: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(stack.mlflow().get_model_version_by_alias(model, "champion").version)
+    except MlflowException:
+        return None
