@@ -94,6 +94,9 @@ def get_provider_info() -> dict:
                 "connection-type": "feast",
             },
         ],
+        # The Slack-compatible webhook notifier (alerts, docs/governance.md). No connection type of its own: it reads
+        # the Slack provider's `slackwebhook` connection (webhook URL in the password) or an `http` one.
+        "notifications": [f"{_PACKAGE}.notifications.webhook.WebhookNotifier"],
         "extra-links": [
             f"{_PACKAGE}.links.mlflow.MlflowRunLink",
             f"{_PACKAGE}.links.validation.ValidationReportLink",

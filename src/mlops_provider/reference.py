@@ -64,6 +64,10 @@ class ReferenceSettings:
     # the labelled predictions the performance monitor needs before it judges.
     feature_columns: tuple[str, ...] | None = None
     min_rows: int = 200
+    # Alerts (operators.alerting): the notifiers told of drift, a gate rejection, a degradation and an approval
+    # waiting, and which of those kinds (None: all).
+    notifiers: tuple[Any, ...] = ()
+    alert_on: tuple[str, ...] | None = None
 
     @property
     def landing_on_s3(self) -> bool:
@@ -80,11 +84,19 @@ class ReferenceSettings:
             thresholds=self.thresholds(),
             feast_repo_path=self.feast_repo,
             experiment_name=experiment_name,
+            notifiers=list(self.notifiers) or None,
+            alert_on=self.alert_on,
         )
 
     def thresholds(self) -> dict[str, dict[str, float]]:
         """The gate: the challenger's primary metric may not fall below the champion's by more than allowed."""
         return {self.primary_metric: {"min_absolute_change": self.min_improvement}}
+
+    def alerts_for(self, kind: str) -> dict[str, Any]:
+        """The ``notifiers`` argument of the operator that raises ``kind`` (``{}``: no alert of that kind)."""
+        from mlops_provider.operators.alerting import alert_arguments
+
+        return alert_arguments(self.notifiers, self.alert_on, kind)
 
     def not_features(self) -> list[str]:
         """Columns never drift-tested: the ids, the timestamp and the target."""
@@ -152,9 +164,13 @@ def _retraining(lifecycle: LifecycleSettings | None, settings: ReferenceSettings
     return lifecycle.replace(dataset_uri=dataset_uri, experiment_name=lifecycle.experiment_name or dag_id)
 
 
-def _drift_check(settings: ReferenceSettings, task_id: str, current_uri: Any, *, on_drift: str) -> BaseOperator:
+def _drift_check(
+    settings: ReferenceSettings, task_id: str, current_uri: Any, *, on_drift: str, alert: bool = False
+) -> BaseOperator:
     """The model's input drift check on ``current_uri``: its feature columns (or every column but the ids, the
-    timestamp and the target) against the champion's training sample."""
+    timestamp and the target) against the champion's training sample; with ``alert``, the settings' notifiers
+    hear of drift."""
+    from mlops_provider.core.alerts import DRIFT_DETECTED
     from mlops_provider.operators.drift import DetectDriftOperator
 
     return DetectDriftOperator(
@@ -165,6 +181,7 @@ def _drift_check(settings: ReferenceSettings, task_id: str, current_uri: Any, *,
         exclude_columns=settings.not_features(),
         drift_share=settings.drift_share,
         on_drift=on_drift,
+        **(settings.alerts_for(DRIFT_DETECTED) if alert else {}),
     )
 
 
@@ -231,7 +248,7 @@ def drift_monitor_dag(
             since="{{ data_interval_start | ds }}",
             until="{{ data_interval_end | ds }}",
         )
-        _drift_check(settings, "detect_drift", _output(day, "dataset_uri"), on_drift="emit")
+        _drift_check(settings, "detect_drift", _output(day, "dataset_uri"), on_drift="emit", alert=True)
     return dag
 
 
@@ -268,6 +285,7 @@ def performance_monitor_dag(
     statistically supported drop."""
     from datetime import timedelta
 
+    from mlops_provider.core.alerts import PERFORMANCE_DEGRADED
     from mlops_provider.operators.lifecycle import default_work_uri
     from mlops_provider.operators.performance import EvaluateLivePerformanceOperator
     from mlops_provider.operators.prediction import BatchPredictOperator
@@ -301,7 +319,12 @@ def performance_monitor_dag(
             task_id="wait_for_labels", timeout=int(timedelta(days=2).total_seconds()), soft_fail=True, **live
         )
         drift = _drift_check(settings, "input_drift", data + f"/dt={judged_day}", on_drift="continue")
-        evaluate = EvaluateLivePerformanceOperator(task_id="live_performance", input_drift=drift.output, **live)
+        evaluate = EvaluateLivePerformanceOperator(
+            task_id="live_performance",
+            input_drift=drift.output,
+            **live,
+            **settings.alerts_for(PERFORMANCE_DEGRADED),
+        )
         [labels, drift] >> evaluate
     return dag
 

@@ -37,7 +37,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG
 
-from mlops_provider.fleet.entries import DAG_ID_PREFIX, DEFAULT_DRIFT_SHARE, Catalogue, CatalogueError, ModelEntry
+from mlops_provider.fleet.entries import (
+    DAG_ID_PREFIX,
+    DEFAULT_DRIFT_SHARE,
+    AlertSettings,
+    Catalogue,
+    CatalogueError,
+    ModelEntry,
+)
 
 if TYPE_CHECKING:
     from mlops_provider.operators.lifecycle import LifecycleSettings
@@ -63,6 +70,25 @@ _DOES = {
     "retrain_on_performance": "On the Asset `mlops://performance/{model}`: the lifecycle on the newest week of "
     "partitions up to the degraded day (the wiring of `mlops_retrain_on_performance`).",
 }
+
+
+def alert_notifiers(alerts: AlertSettings | None) -> list[Any]:
+    """The Airflow notifiers of an entry's ``alerts``: an ``SmtpNotifier`` to its ``email`` addresses and a
+    ``WebhookNotifier`` posting to ``webhook_conn_id``'s webhook; each sends the alert's own message."""
+    if alerts is None:
+        return []
+    notifiers: list[Any] = []
+    if alerts.email:
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        notifiers.append(
+            SmtpNotifier(to=list(alerts.email), from_email=alerts.from_email, smtp_conn_id=alerts.smtp_conn_id)
+        )
+    if alerts.webhook_conn_id:
+        from mlops_provider.notifications.webhook import WebhookNotifier
+
+        notifiers.append(WebhookNotifier(webhook_conn_id=alerts.webhook_conn_id))
+    return notifiers
 
 
 def lifecycle_settings(
@@ -91,6 +117,8 @@ def lifecycle_settings(
         require_approval=entry.require_approval,
         training_pool=training_pool,
         feast_repo_path=feast_repo_path,
+        notifiers=alert_notifiers(entry.alerts) or None,
+        alert_on=list(entry.alerts.on) if entry.alerts else None,
     )
 
 
@@ -115,6 +143,8 @@ def monitor_settings(entry: ModelEntry, *, feast_repo_path: str | None = None) -
         label_delay_days=triggers.performance.label_delay_days if triggers.performance else 3,
         min_rows=triggers.performance.min_rows if triggers.performance else 200,
         feature_columns=entry.feature_columns,
+        notifiers=tuple(alert_notifiers(entry.alerts)),
+        alert_on=entry.alerts.on if entry.alerts else None,
     )
 
 

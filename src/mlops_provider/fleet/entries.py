@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlops_provider.core.alerts import ALERT_KINDS
 from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.core.registry.gate import SCORED_METRICS
 
@@ -50,6 +51,9 @@ _ALIASES = {
     "cron": "schedule",
     "approval": "require_approval",
     "suite": "expectation_suite",
+    "alert": "alerts",
+    "notifications": "alerts",
+    "notify": "alerts",
 }
 
 
@@ -102,6 +106,19 @@ class Triggers:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """Who hears of the model's events: ``email`` addresses (through the SMTP connection ``smtp_conn_id``, from
+    ``from_email``) and the webhook of the connection ``webhook_conn_id`` (Slack's incoming webhook), on the kinds
+    in ``on`` (default: every kind, see ``core.alerts.ALERT_KINDS``)."""
+
+    email: tuple[str, ...] = ()
+    smtp_conn_id: str | None = None
+    from_email: str | None = None
+    webhook_conn_id: str | None = None
+    on: tuple[str, ...] = ALERT_KINDS
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """One model of the catalogue, checked; the key of its entry is ``name``, the registered model."""
 
@@ -125,6 +142,7 @@ class ModelEntry:
     owners: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     description: str | None = None
+    alerts: AlertSettings | None = None
 
     @property
     def dag_ids(self) -> dict[str, str]:

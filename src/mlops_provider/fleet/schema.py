@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_provider.core.alerts import ALERT_KINDS
 from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.core.registry.gate import SCORED_METRICS, check_scored_metrics, validate_thresholds
 from mlops_provider.core.registry.names import check_model_name
@@ -34,6 +35,7 @@ from mlops_provider.fleet.entries import (
     RESERVED_NAMES,
     SCHEDULE_PRESETS,
     TAG_MAX_LENGTH,
+    AlertSettings,
     CatalogueEntryError,
     DataArrivalTrigger,
     DriftTrigger,
@@ -372,6 +374,51 @@ TRIGGERS: dict[str, Any] = {
 }
 
 
+# ---------------------------------------------------------------------------------------------------- alerts
+
+_ALERTS_EXAMPLE = "alerts: {email: [ml-team@example.com], webhook_conn_id: slack_alerts, on: [drift_detected]}"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+def _alert_kinds(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise _Bad(f"{name} must be a list of alert kinds, got {_describe(value)}; write on: [drift_detected, "
+                   f"gate_rejected] (kinds: {', '.join(ALERT_KINDS)})")  # fmt: skip
+    unknown = [kind for kind in value if kind not in ALERT_KINDS]
+    if unknown:
+        kind = str(unknown[0])
+        prefixed = [known for known in ALERT_KINDS if kind and known.startswith(kind)]
+        hint = f"did you mean {prefixed[0]!r}? " if len(prefixed) == 1 else _did_you_mean(kind, ALERT_KINDS)
+        raise _Bad(f"{name} names {kind!r}, which is no alert kind; {hint}the kinds are {', '.join(ALERT_KINDS)}")
+    return tuple(dict.fromkeys(value))
+
+
+def _emails(name: str, value: Any) -> tuple[str, ...]:
+    addresses = _names("email addresses", "email: [ml-team@example.com]")(name, value) or ()
+    bad = [address for address in addresses if not _EMAIL.match(address)]
+    if bad:
+        raise _Bad(f"{name} holds {bad[0]!r}, which is not an email address; write email: [ml-team@example.com]")
+    return addresses
+
+
+def _alerts(name: str, value: Any) -> AlertSettings | None:
+    if value is None:
+        return None
+    spec: dict[str, tuple[Callable[[str, Any], Any], Any]] = {
+        "email": (_emails, ()),
+        "smtp_conn_id": (_text("smtp_conn_id: smtp_default"), None),
+        "from_email": (_text("from_email: airflow@example.com"), None),
+        "webhook_conn_id": (_text("webhook_conn_id: slack_alerts"), None),
+        "on": (_alert_kinds, ALERT_KINDS),
+    }
+    settings = _trigger_fields(name, value, spec, _ALERTS_EXAMPLE)
+    if not settings["email"] and not settings["webhook_conn_id"]:
+        raise _Bad(f"{name} says where to send nothing; give email, webhook_conn_id or both: write {_ALERTS_EXAMPLE}")
+    if settings["smtp_conn_id"] and not settings["email"]:
+        raise _Bad(f"{name}.smtp_conn_id is set but email is empty; write email: [ml-team@example.com]")
+    return AlertSettings(**settings)
+
+
 # ---------------------------------------------------------------------------------------------------- the schema
 
 
@@ -410,6 +457,7 @@ FIELDS: dict[str, FieldSpec] = {
     "owners": FieldSpec(_names("owner names", "owners: [team-retention]"), default=()),
     "tags": FieldSpec(_names("tags", "tags: [churn, tier-1]"), default=()),
     "description": FieldSpec(_text("description: the retention team's weekly churn model")),
+    "alerts": FieldSpec(_alerts, example=_ALERTS_EXAMPLE),
 }
 # Settings of the mlops_lifecycle DAG that an entry gives another way.
 _NOT_FIELDS = {

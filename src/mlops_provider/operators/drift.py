@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_provider import arguments
 from mlops_provider.assets import drift_alias, drift_asset
+from mlops_provider.core import alerts, tags
 from mlops_provider.core import drift as drift_core
-from mlops_provider.core import tags
 from mlops_provider.core.errors import ConfigurationError, DriftInputError, EmptyDatasetError, MlopsError
 from mlops_provider.core.reports import browser_url, path_segment, report_uri, write_report
 from mlops_provider.links.drift import DriftReportLink
+from mlops_provider.operators.alerting import AlertingMixin
 from mlops_provider.operators.context import report_location
 from mlops_provider.operators.events import AssetEventOperator
 from mlops_provider.operators.mixins import (
@@ -452,7 +453,7 @@ def with_drift_outlet(on_drift: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-class DetectDriftOperator(DriftCheck):
+class DetectDriftOperator(AlertingMixin, DriftCheck):
     """Compare ``current_uri`` with a reference and decide whether the data drifted.
 
     The reference is ``reference_uri``, or by default the training reference sample stored with the
@@ -463,9 +464,15 @@ class DetectDriftOperator(DriftCheck):
     branching on ``drift_detected``). An empty current window is skipped (``on_empty="skip"``, default) or
     fails (``"fail"``). With ``prediction_log_uri`` the champion's logged predictions are tested too and
     reported beside the input verdict (``prediction_drift``), without changing it. Returns ``{drift_detected,
-    drift_share, drifted_columns, columns, prediction_drift, report_uri, reference, current, ...}``. All other
-    arguments: see ``DriftCheck``.
+    drift_share, drifted_columns, columns, prediction_drift, report_uri, reference, current, ...}``.
+
+    On drift, ``notifiers`` (e.g. ``[SmtpNotifier(to=...), WebhookNotifier(webhook_conn_id=...)]``) receive the
+    alert ``drift_detected``: the model, the drifted share and columns with their scores, and links to the report,
+    the MLflow model and the task (see ``operators.alerting``; ``alert_on`` can turn it off). A stable check sends
+    nothing. All other arguments: see ``DriftCheck``.
     """
+
+    alert_events = (alerts.DRIFT_DETECTED,)
 
     def __init__(self, *, on_empty: str = "skip", **kwargs: Any) -> None:
         if on_empty not in ON_EMPTY:
@@ -482,6 +489,11 @@ class DetectDriftOperator(DriftCheck):
             from airflow.sdk.exceptions import AirflowSkipException
 
             raise AirflowSkipException(message + " Skipping (on_empty='skip').")
+        if result["drift_detected"]:
+            alert = alerts.drift_alert(result, threshold=float(self.drift_share))
+            self.send_alert(
+                context, alert.with_links(*self.alert_links(context, self.model_name, result["report_uri"]))
+            )
         self.react_to_drift(context, result)
         return result
 

@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider import arguments
+from mlops_provider.core import alerts
 from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.core.reports import browser_url, report_uri, write_report
 from mlops_provider.links.fleet import FleetReportLink
+from mlops_provider.operators.alerting import AlertingMixin, airflow_task_url, send_alert
 from mlops_provider.operators.context import report_location
 from mlops_provider.operators.mixins import DATASET_FIELDS, MLFLOW_FIELDS, DatasetHookMixin, MlflowHookMixin
 
@@ -20,7 +22,7 @@ DEFAULT_STALE_AFTER_PERIODS = 2.0
 DEFAULT_NO_LABELS_WINDOWS = 3
 
 
-class FleetReportOperator(MlflowHookMixin, DatasetHookMixin):
+class FleetReportOperator(AlertingMixin, MlflowHookMixin, DatasetHookMixin):
     """Report on every model of the model catalogue: champion, training, gate, drift and live verdicts, flags.
 
     Per model (see ``mlops_provider.fleet.report``): the ``champion`` version and its age, the newest version, when
@@ -38,6 +40,11 @@ class FleetReportOperator(MlflowHookMixin, DatasetHookMixin):
     :param stale_after_periods: how many schedule periods without a new version make a model ``stale`` (default 2).
     :param no_labels_windows: how many live windows in a row without labels flag ``no_labels`` (default 3).
     :param reports_uri: where reports go (default ``$MLOPS_HOME/reports`` or ``$MLOPS_REPORTS_URI``).
+    :param notifiers: Airflow notifiers told of every model flagged ``stale`` (the alert ``model_stale``, one per
+        model, with links to the fleet report, the MLflow model and the model's lifecycle DAG); a model whose
+        catalogue entry has ``alerts`` (with ``model_stale`` in its ``on``) is also told to its own addresses and
+        webhook. See ``operators.alerting``. A model stays stale until it retrains, so each report run alerts again.
+    :param alert_on: ``["model_stale"]`` (default) or ``[]`` (the entries' own ``alerts`` still notify).
 
     Returns ``{generated_at, catalogue, stale_after_periods, no_labels_windows, models: [...], counts: {...},
     catalogue_errors, report_uri}``: well under a kilobyte per model.
@@ -53,6 +60,7 @@ class FleetReportOperator(MlflowHookMixin, DatasetHookMixin):
     )
     operator_extra_links = (FleetReportLink(),)
     ui_color = "#e3e8d0"
+    alert_events = (alerts.MODEL_STALE,)
 
     def __init__(
         self,
@@ -116,4 +124,40 @@ class FleetReportOperator(MlflowHookMixin, DatasetHookMixin):
         for model in report["models"]:
             if model["flags"]:
                 self.log.info("  %s: %s", model["name"], ", ".join(model["flags"]))
+        self._alert_stale(context, catalogue, report, uri)
         return {**report, "report_uri": uri}
+
+    def _alert_stale(self, context: Context, catalogue: Any, report: dict[str, Any], uri: str) -> None:
+        """One alert ``model_stale`` per stale model, to this task's notifiers and the entry's own ``alerts``."""
+        from airflow.configuration import conf
+
+        from mlops_provider.core.reports import browser_url
+        from mlops_provider.fleet.dags import alert_notifiers
+        from mlops_provider.fleet.report import STALE
+        from mlops_provider.operators.alerting import ALERTS_XCOM_KEY
+
+        base_url = (conf.get("api", "base_url", fallback="") or "http://localhost:8080").rstrip("/")
+        sent = []
+        for model in report["models"]:
+            if STALE not in model["flags"]:
+                continue
+            entry = catalogue.models.get(model["name"])
+            own = entry.alerts if entry is not None else None
+            notifiers = [*(self.notifiers if alerts.MODEL_STALE in self.alert_on else [])]
+            if own is not None and alerts.MODEL_STALE in own.on:
+                notifiers += alert_notifiers(own)
+            if not notifiers:
+                continue
+            lifecycle = (model.get("links", {}).get("dags") or {}).get("lifecycle")
+            alert = alerts.stale_alert(model, stale_after_periods=float(report["stale_after_periods"])).with_links(
+                alerts.AlertLink("Fleet report", browser_url(uri)),
+                alerts.AlertLink("MLflow model", model.get("links", {}).get("mlflow_model") or ""),
+                alerts.AlertLink("Lifecycle DAG", f"{base_url}/dags/{lifecycle}" if lifecycle else ""),
+                alerts.AlertLink("Airflow task", airflow_task_url(context) or ""),
+            )
+            outcome = send_alert(self, context, alert, notifiers=notifiers, alert_on=self.alert_events,
+                                 ledger=self.alert_ledger())  # fmt: skip
+            if outcome is not None:
+                sent.append(outcome)
+        if sent:
+            context["ti"].xcom_push(key=ALERTS_XCOM_KEY, value=sent)

@@ -34,8 +34,17 @@ from typing import TYPE_CHECKING, Any, TypedDict, cast
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
 from mlops_provider import arguments
+from mlops_provider.core import alerts
 from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.core.tracking import mlops_home
+from mlops_provider.operators.alerting import (
+    ALERTS_XCOM_KEY,
+    airflow_task_url,
+    alert_arguments,
+    check_alert_on,
+    check_notifiers,
+    send_alert,
+)
 from mlops_provider.operators.mixins import ResultOperator
 
 if TYPE_CHECKING:
@@ -75,6 +84,9 @@ class LifecycleSettings:
     many models train at once across every DAG that names the pool). Where data goes: ``work_uri`` (default
     ``$MLOPS_WORK_URI`` or ``$MLOPS_HOME/work``) receives the training set and the predictions, one folder
     per DAG run. Connections: ``mlflow_conn_id``, ``aws_conn_id``, ``feast_conn_id``, ``feast_repo_path``.
+    Alerts: ``notifiers`` (Airflow notifiers, e.g. ``SmtpNotifier`` and ``WebhookNotifier``) told when the gate
+    rejects the challenger (``gate_rejected``) and when a promotion waits for approval (``approval_waiting``);
+    ``alert_on`` narrows that to some of those kinds (default None: both). See ``operators.alerting``.
     """
 
     dataset_uri: Any
@@ -103,6 +115,8 @@ class LifecycleSettings:
     mlflow_conn_id: str = "mlflow_default"
     aws_conn_id: str | None = "aws_default"
     feast_conn_id: str = "feast_default"
+    notifiers: Any = None
+    alert_on: Any = None
 
     def replace(self, **changes: Any) -> LifecycleSettings:
         return dataclasses.replace(self, **changes)
@@ -148,6 +162,7 @@ def lifecycle_task_group(settings: LifecycleSettings, *, group_id: str = "lifecy
         "live_evidence": s.live_evidence,
         "alias": s.alias,
         "on_reject": "skip",
+        **alert_arguments(s.notifiers, s.alert_on, alerts.GATE_REJECTED),
         **({"pool": s.promotion_pool} if s.promotion_pool else {}),
         **connections,
     }
@@ -203,6 +218,8 @@ def lifecycle_task_group(settings: LifecycleSettings, *, group_id: str = "lifecy
                 subject=gate_xcom + "Promote {{ gate.model_name }} version {{ gate.version }} to @{{ gate.alias }}?",
                 body=gate_xcom + APPROVAL_BODY,
                 response_timeout=s.approval_timeout,
+                model_name=s.model_name,
+                **alert_arguments(s.notifiers, s.alert_on, alerts.APPROVAL_WAITING),
             )
             promote = PromoteModelOperator(
                 task_id="promote",
@@ -228,21 +245,61 @@ class PromotionApprovalOperator(ApprovalOperator):
 
     When not required it returns at once as approved by nobody, so a per-run param decides whether a human is
     asked without a branch task in the graph. A rejection skips the promotion.
+
+    :param model_name: the model to promote (templated; named in the alert).
+    :param notifiers: Airflow notifiers told once the request is written (the alert ``approval_waiting``: the
+        request's subject and body, when it times out, and the link to the task's Required actions page). Unlike
+        the notifiers of Airflow's ``HITLOperator``, a notifier that fails is logged and the request still waits.
+    :param alert_on: ``["approval_waiting"]`` (default) or ``[]``.
     """
 
-    template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "required")
+    template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "required", "model_name")
+    alert_events = (alerts.APPROVAL_WAITING,)
 
-    def __init__(self, *, required: bool | str = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        required: bool | str = True,
+        model_name: str | None = None,
+        notifiers: Any = None,
+        alert_on: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        alert_notifiers = check_notifiers(notifiers, "PromotionApprovalOperator")
+        alert_kinds = check_alert_on(alert_on, "PromotionApprovalOperator", self.alert_events)
         kwargs.setdefault("multiple_outputs", True)  # promote takes approve.output["responded_by_user"]
-        super().__init__(**kwargs)
+        super().__init__(**kwargs)  # HITLOperator's own notifiers stay empty: ours go through notify_waiting
         self.required = required
+        self.model_name = model_name
+        self.alert_notifiers = alert_notifiers
+        self.alert_on = alert_kinds
 
     def execute(self, context: Context) -> Any:
         if arguments.as_bool(self.required, "required"):
+            # HITLOperator calls its notifiers once the request is written, before the task waits.
+            self.notifiers = [self.notify_waiting] if self.alert_notifiers else []  # type: ignore[list-item]
             return super().execute(context)
         self.log.info("No approval required for this run (require_approval=%s): promoting without asking.",
                       self.required)  # fmt: skip
         return {"chosen_options": [self.APPROVE], "params_input": {}, "responded_at": None, "responded_by_user": None}
+
+    def notify_waiting(self, context: Context) -> dict[str, Any] | None:
+        """The alert ``approval_waiting``, with the link to the task's Required actions page in the Airflow UI."""
+        from airflow.configuration import conf
+
+        base_url = conf.get("api", "base_url", fallback="") or "http://localhost:8080"
+        link = self.generate_link_to_ui(task_instance=context["ti"], base_url=base_url)
+        model_name = arguments.optional_text(self.model_name, "model_name")
+        timeout = self.hitl_summary_extra.get("timeout_datetime")
+        alert = alerts.approval_alert(model_name, str(self.subject), str(self.body or ""), timeout=timeout)
+        alert = alert.with_links(
+            alerts.AlertLink("Required actions", link),
+            alerts.AlertLink("Airflow task", airflow_task_url(context) or ""),
+        )
+        outcome = send_alert(self, context, alert, notifiers=self.alert_notifiers, alert_on=self.alert_on)
+        if outcome is not None:
+            context["ti"].xcom_push(key=ALERTS_XCOM_KEY, value=[outcome])
+        return outcome
 
 
 class CheckRunConfOperator(ResultOperator):

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_provider import arguments
 from mlops_provider.assets import performance_alias, performance_asset
-from mlops_provider.core import tags
+from mlops_provider.core import alerts, tags
 from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.core.reports import browser_url, report_uri, write_report
 from mlops_provider.links.performance import PerformanceReportLink
+from mlops_provider.operators.alerting import AlertingMixin
 from mlops_provider.operators.context import report_location
 from mlops_provider.operators.events import AssetEventOperator
 from mlops_provider.operators.mixins import (
@@ -177,7 +178,7 @@ class LiveWindow(MlflowHookMixin, DatasetHookMixin):
         return joined, start, end, None, id_columns
 
 
-class EvaluateLivePerformanceOperator(LiveWindow):
+class EvaluateLivePerformanceOperator(AlertingMixin, LiveWindow):
     """Judge the models on the labels that arrived for a window of logged predictions.
 
     Joins ``labels_uri`` with the prediction log (see ``LiveWindow`` for the data arguments), computes per model
@@ -199,7 +200,13 @@ class EvaluateLivePerformanceOperator(LiveWindow):
     labelled rows is the outcome ``insufficient_evidence``, never a pass: ``on_insufficient="skip"`` (default)
     skips the task, ``"succeed"`` returns the outcome, ``"fail"`` fails. Returns the result as a dict
     (``outcome``, ``kind``, ``statement``, per-version metrics, ``report_uri``).
+
+    On degradation, ``notifiers`` receive the alert ``performance_degraded`` (the live metric and its interval,
+    the holdout value, the p-value, the statement, links to the report, the MLflow model and the task); see
+    ``operators.alerting`` (``alert_on=[]`` turns it off).
     """
+
+    alert_events = (alerts.PERFORMANCE_DEGRADED,)
 
     template_fields: Sequence[str] = (*LIVE_WINDOW_FIELDS, "primary_metric", "thresholds", "input_drift", "reports_uri")
     template_fields_renderers = {"thresholds": "json"}
@@ -536,6 +543,8 @@ class EvaluateLivePerformanceOperator(LiveWindow):
             "dag_id": context["ti"].dag_id,
             "run_id": context["ti"].run_id,
         }
+        alert = alerts.degradation_alert(extra, result.statement)
+        self.send_alert(context, alert.with_links(*self.alert_links(context, self.model_name, summary["report_uri"])))
         if self.on_degradation == "emit":
             context["outlet_events"][performance_alias()].add(performance_asset(self.model_name), extra=extra)
             self.log.info("Raised the Asset event %s with %s", performance_asset(self.model_name).uri, extra)

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_provider import arguments
 from mlops_provider.assets import model_alias_asset, model_alias_events
-from mlops_provider.core import tags
+from mlops_provider.core import alerts, tags
 from mlops_provider.core.errors import ConfigurationError
+from mlops_provider.operators.alerting import AlertingMixin
 from mlops_provider.operators.context import task_identity, triggering_user
 from mlops_provider.operators.mixins import DATASET_FIELDS, MLFLOW_FIELDS, DatasetHookMixin, MlflowHookMixin
 
@@ -85,7 +86,7 @@ def read_holdout(
     return frame, uri
 
 
-class ChallengerGateBase(MlflowHookMixin, DatasetHookMixin):
+class ChallengerGateBase(AlertingMixin, MlflowHookMixin, DatasetHookMixin):
     """The arguments and the run of the gate, shared by EvaluateChallengerOperator and PromoteModelOperator.
 
     :param model_name: the registered model.
@@ -108,6 +109,9 @@ class ChallengerGateBase(MlflowHookMixin, DatasetHookMixin):
         labelled live rows (templated dict: ``metric``, ``min_rows``, ``min_windows``, ``min_improvement``,
         ``significance``; see ``core.performance.evidence``). Too little evidence yet is the decision
         ``waiting``: recorded like any other, downstream steps skipped, the run green whatever ``on_reject``.
+    :param notifiers: Airflow notifiers told of a rejection (the alert ``gate_rejected``: the failed checks and
+        both models' numbers, links to the MLflow model and the task); see ``operators.alerting``.
+    :param alert_on: ``["gate_rejected"]`` (default) or ``[]``.
 
     A retry of the same task in the same DAG run returns the decision already made.
     """
@@ -127,6 +131,7 @@ class ChallengerGateBase(MlflowHookMixin, DatasetHookMixin):
     )
     template_fields_renderers = {"thresholds": "json", "live_evidence": "json"}
     ui_color = "#c9e4de"
+    alert_events = (alerts.GATE_REJECTED,)
     moves_alias: bool = False  # class default; an instance may override it (see PromoteModelOperator)
 
     def __init__(
@@ -236,6 +241,8 @@ class ChallengerGateBase(MlflowHookMixin, DatasetHookMixin):
             message = f"{outcome.model_name} v{outcome.version} rejected: {'; '.join(outcome.reasons)}"
             if outcome.note:
                 message += f" ({outcome.note})"
+            alert = alerts.gate_alert(result)
+            self.send_alert(context, alert.with_links(*self.alert_links(context, outcome.model_name)))
             if self.on_reject == "fail":
                 from airflow.sdk.exceptions import AirflowFailException
 
