@@ -16,7 +16,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import pytest
 import yaml
@@ -181,8 +181,12 @@ def test_fleet_page_shows_every_catalogued_model_its_champion_runs_and_a_waiting
         page.get_by_role("menuitem", name="Model fleet").click()
         page.wait_for_url(re.compile(r"/plugin/mlops-fleet$"))
         fleet = page.frame_locator("iframe")  # the UI embeds the plugin's page
+        heading = fleet.locator("h1")  # the first view reads the registry and imports MLflow in the API server
+        heading.wait_for(timeout=90_000)
+        error = fleet.locator("#error")
+        assert not error.count(), error.inner_text()
         rows = fleet.locator("tbody tr")
-        expect(rows).to_have_count(len(base) + 1)
+        expect(rows).to_have_count(len(base) + 1, timeout=30_000)
         for name, version in champions.items():
             row = fleet.locator(f"tr#model-{name}")
             expect(row.locator("td").nth(2)).to_contain_text(f"v{version}")  # the registry's champion
@@ -193,7 +197,7 @@ def test_fleet_page_shows_every_catalogued_model_its_champion_runs_and_a_waiting
         expect(waiting.locator(".flag.no_champion")).to_be_visible()  # trained and registered, not promoted yet
         answer = waiting.get_by_role("link", name=re.compile(rf"Promote {asking} version 1 to @champion\?"))
         assert answer.get_attribute("href") == (
-            f"/dags/{dag_id(asking)}/runs/{run_id}/tasks/lifecycle.approve/required_actions"
+            f"/dags/{dag_id(asking)}/runs/{quote(run_id, safe='')}/tasks/lifecycle.approve/required_actions"
         )
         page.set_viewport_size({"width": 1600, "height": 900})
         page.wait_for_timeout(500)

@@ -51,6 +51,25 @@ FLAG_MEANINGS = {
 assert set(FLAG_MEANINGS) == set(FLAGS)
 
 
+# The Airflow UI embeds a plugin's page in a sandboxed iframe that may neither navigate the UI nor open tabs; the page
+# is of the UI's own origin, so it follows its links from the UI's document instead (a no-op outside a frame).
+_FOLLOW_LINKS_FROM_THE_UI = """<script>
+document.addEventListener("click", function (event) {
+  var link = event.target.closest("a[href]");
+  if (!link || window.top === window) return;
+  try {
+    var outside = window.top.document.createElement("a");
+    outside.href = link.href;
+    if (link.target === "_blank") { outside.target = "_blank"; outside.rel = "noopener"; }
+    window.top.document.body.appendChild(outside);
+    outside.click();
+    outside.remove();
+    event.preventDefault();
+  } catch (error) {}
+});
+</script>"""
+
+
 def render_html(report: dict[str, Any], *, airflow_url: str | None = None, title: str = "Model fleet") -> str:
     """The page; with ``airflow_url`` (``""`` for the Airflow UI's own origin) DAGs and runs link into Airflow."""
     counts = report.get("counts", {})
@@ -80,6 +99,7 @@ no labels after {_text(report.get("no_labels_windows"))} windows without.</p>
 </tbody>
 </table>
 <p class="muted"><small>{legend}</small></p>
+{_FOLLOW_LINKS_FROM_THE_UI if airflow_url is not None else ""}
 </body></html>
 """
 
