@@ -4,8 +4,8 @@
 A platform team lists its models in one YAML file, the model catalogue, and this file turns every entry into
 DAGs; adding, changing or removing a model is an edit of the catalogue, never of code. Where the catalogue is:
 the environment variable `MLOPS_MODEL_CATALOG`, else the Airflow Variable `mlops_model_catalog` (read only when
-the environment variable is unset). Neither set: no fleet DAG. A sample with three models on the sample churn
-data: `include/model_catalog.yaml`; every field: `docs/fleet.md`.
+the environment variable is unset). Neither set: no fleet DAG. A sample with four models on the sample churn and
+delivery data: `include/model_catalog.yaml`; every field: `docs/fleet.md`.
 
 Per model `<model>` (the entry's key, also the registered model in MLflow):
 
