@@ -5,7 +5,10 @@ VENV_PY := $(VENV)/bin/python
 export MLOPS_HOME ?= $(CURDIR)/.mlops
 export UV_PYTHON_DOWNLOADS := never
 export GX_ANALYTICS_ENABLED := false
-PYTEST := $(VENV_PY) -m pytest
+# PYTHONDONTWRITEBYTECODE emptied for the tests: pytest keeps its assertion-rewritten test modules, and Python the
+# project's own modules, as bytecode in __pycache__ (git-ignored) instead of compiling them again in every run and
+# every subprocess (about 8 s of a run of the fast layer).
+PYTEST := PYTHONDONTWRITEBYTECODE= $(VENV_PY) -m pytest
 # pytest exits 5 when a selection holds no test; that is not a failure for the second backend pass.
 PYTEST_OK_IF_EMPTY = ; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
 

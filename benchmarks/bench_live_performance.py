@@ -121,8 +121,9 @@ def main() -> int:
     from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 
     from mlops_provider.core.datasets import read_dataset
+    from mlops_provider.core.performance.labels import join_labels
     from mlops_provider.core.performance.live import Baseline, evaluate_window
-    from mlops_provider.core.performance.log import join_labels, read_prediction_log
+    from mlops_provider.core.performance.log import read_prediction_log
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-live-") as folder:

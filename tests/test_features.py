@@ -79,7 +79,15 @@ def sqlite_repo(tmp_path):
     return applied_repo(tmp_path)
 
 
-@pytest.fixture(params=["sqlite", "redis", "postgres"])
+# Redis and PostgreSQL are requested inside the fixture, where the conftest cannot see them: their params carry
+# the system mark themselves.
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("redis", marks=pytest.mark.system),
+        pytest.param("postgres", marks=pytest.mark.system),
+    ]
+)
 def store_repo(request, tmp_path):
     """An applied sample repository on each online store; Redis keys are removed afterwards."""
     kind = request.param

@@ -28,8 +28,8 @@ from mlops_provider.core.errors import (
     NoMatchingLabelsError,
     PredictionLogError,
 )
+from mlops_provider.core.performance.labels import join_labels
 from mlops_provider.core.performance.log import (
-    join_labels,
     prediction_log_file,
     prediction_log_rows,
     read_prediction_log,

@@ -102,9 +102,11 @@ def test_fingerprint_row_hashes_are_pandas_row_hashes_and_its_order_sorts_them()
 
 def test_same_data_spec_and_seed_give_identical_metrics_in_any_row_order():
     frame = churn_frame(2000, seed=3)
-    first = fit(frame, churn_config())
-    again = fit(frame, churn_config())
-    reordered = fit(frame.sample(frac=1, random_state=11).reset_index(drop=True), churn_config())
+    # Ten boosting rounds: determinism needs no more, and each round's OpenMP regions cost most of a fit here.
+    config = partial(churn_config, estimator_params={"max_iter": 10})
+    first = fit(frame, config())
+    again = fit(frame, config())
+    reordered = fit(frame.sample(frac=1, random_state=11).reset_index(drop=True), config())
     assert set(first.metrics) == {"accuracy", "f1_macro", "roc_auc", "log_loss"}
     assert first.metrics == again.metrics == reordered.metrics
     # The holdout is scored step by step (preprocessing, then the model) as the whole pipeline scores it.
@@ -112,7 +114,7 @@ def test_same_data_spec_and_seed_give_identical_metrics_in_any_row_order():
     assert core.score_model(first.model, holdout, "churned", "classification") == first.metrics
     assert first.prepared.x_test.reset_index(drop=True).equals(reordered.prepared.x_test.reset_index(drop=True))
 
-    other_seed = core.prepare_training(frame, churn_config(random_state=7))
+    other_seed = core.prepare_training(frame, config(random_state=7))
     assert not other_seed.x_test.reset_index(drop=True).equals(first.prepared.x_test.reset_index(drop=True))
     assert other_seed.estimator.tag() == first.prepared.estimator.tag()
     assert other_seed.training_config != first.prepared.training_config  # the seed is part of what "unchanged" means
@@ -129,9 +131,10 @@ def test_fitting_leaves_openmp_threads_and_the_switch_interval_as_they_were():
         return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "openmp"]
 
     frame = churn_frame(1500, seed=9)
-    core.prepare_training(frame.head(200), churn_config())  # sklearn (and its OpenMP runtime) loaded
+    config = churn_config(estimator_params={"max_iter": 10})  # every round runs the same OpenMP code
+    core.prepare_training(frame.head(200), config)  # sklearn (and its OpenMP runtime) loaded
     before = openmp_threads(), sys.getswitchinterval()
-    fitted = fit(frame, churn_config())
+    fitted = fit(frame, config)
     assert set(fitted.metrics) == {"accuracy", "f1_macro", "roc_auc", "log_loss"}
     assert (openmp_threads(), sys.getswitchinterval()) == before
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 from pathlib import Path
@@ -55,6 +56,13 @@ def validate(uri: str, suite: validation.ExpectationSuiteSpec) -> validation.Val
     return validation.run_validation(frame, suite, dataset_uri=uri).outcome
 
 
+@pytest.fixture(scope="module")
+def sample_outcome(data, sample_suite):
+    """The sample suite's verdict on a file of ``data`` by name, validated once per module (a GX run takes a
+    few hundred milliseconds; the tests only read the verdicts)."""
+    return functools.cache(lambda name: validate(data[name], sample_suite))
+
+
 def failures(outcome: validation.ValidationOutcome) -> set[tuple[str | None, str]]:
     return {(f.column, f.expectation) for f in outcome.failed}
 
@@ -62,8 +70,8 @@ def failures(outcome: validation.ValidationOutcome) -> set[tuple[str | None, str
 # -- the sample suite -------------------------------------------------------------------------------------
 
 
-def test_sample_suite_passes_clean_partition(data, sample_suite):
-    outcome = validate(data["clean_1"], sample_suite)
+def test_sample_suite_passes_clean_partition(sample_outcome, sample_suite):
+    outcome = sample_outcome("clean_1")
     assert outcome.success, outcome.summary()
     assert outcome.evaluated == outcome.successful == len(sample_suite.expectations) == 24
     assert outcome.failed == [] and outcome.rows == ROWS
@@ -71,16 +79,16 @@ def test_sample_suite_passes_clean_partition(data, sample_suite):
 
 
 @pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
-def test_sample_suite_catches_each_corruption(data, sample_suite, corruption):
+def test_sample_suite_catches_each_corruption(sample_outcome, corruption):
     _, column, expectation = CORRUPTIONS[corruption]
-    outcome = validate(data[corruption], sample_suite)
+    outcome = sample_outcome(corruption)
     assert not outcome.success
     assert (column, expectation) in failures(outcome), outcome.summary()
     assert f"{column or '(table)'}: {expectation}(" in outcome.summary()
 
 
-def test_summary_names_column_expectation_counts_and_examples(data, sample_suite):
-    outcome = validate(data["out_of_range"], sample_suite)
+def test_summary_names_column_expectation_counts_and_examples(sample_outcome):
+    outcome = sample_outcome("out_of_range")
     [failure] = outcome.failed  # a value-level corruption trips exactly its own expectation
     assert failure.column == "monthly_charges" and failure.expectation == "expect_column_values_to_be_between"
     assert failure.arguments == {"min_value": 0.0, "max_value": 500.0}
@@ -92,14 +100,14 @@ def test_summary_names_column_expectation_counts_and_examples(data, sample_suite
     assert "monthly_charges: expect_column_values_to_be_between(min_value=0.0, max_value=500.0)" in line
     assert "20 of 2,000 rows unexpected (1.00%)" in line and "examples: " in line
 
-    unseen = validate(data["unseen_category"], sample_suite)
+    unseen = sample_outcome("unseen_category")
     assert [(f.column, f.examples[0], f.unexpected_count) for f in unseen.failed] == [("plan", "enterprise", 40)]
-    empty = validate(data["empty_partition"], sample_suite)
+    empty = sample_outcome("empty_partition")
     assert [(f.column, f.observed_value) for f in empty.failed] == [(None, 0)]
-    missing = validate(data["missing_column"], sample_suite)
+    missing = sample_outcome("missing_column")
     assert missing.failed[0].expectation == "expect_column_to_exist"  # the cause comes first
     assert {f.error for f in missing.failed[1:]} == {"column 'monthly_charges' is missing"}
-    wrong_type = validate(data["wrong_dtype"], sample_suite)
+    wrong_type = sample_outcome("wrong_dtype")
     type_failure = next(f for f in wrong_type.failed if f.expectation == "expect_column_values_to_be_in_type_list")
     assert type_failure.unexpected_percent == 100.0 and type_failure.examples[0].endswith(" months")
     json.dumps([outcome.to_dict(), missing.to_dict(), wrong_type.to_dict(), empty.to_dict()])  # XCom-safe
@@ -345,11 +353,11 @@ def test_operator_arguments_are_checked_when_the_dag_is_parsed(tmp_path):
 # -- on_failure policy ------------------------------------------------------------------------------------
 
 
-def test_on_failure_policy(data, sample_suite, tmp_path, capsys):
+def test_on_failure_policy(sample_outcome, tmp_path, capsys):
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    failed = validate(data["unseen_category"], sample_suite)
-    passed = validate(data["clean_3"], sample_suite)
+    failed = sample_outcome("unseen_category")
+    passed = sample_outcome("clean_3")
     for policy in ("fail", "skip", "warn"):
         operator(tmp_path, dataset_uri="x", infer_from="r", on_failure=policy).apply_policy(passed, "report.html")
 

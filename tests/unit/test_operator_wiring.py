@@ -58,9 +58,12 @@ def test_every_external_system_is_reached_through_its_mixin():
             assert not built, f"{path.name} builds {built} inline; use the mixin's hook"
 
 
-def test_the_hook_and_its_client_are_made_once_per_task():
+def test_the_hook_and_its_client_are_made_once_per_task(connection_env):
     from mlops_provider.operators.prediction import BatchPredictOperator
 
+    # A tracking server's address, never contacted: making a client for it talks to nobody, where the embedded
+    # default would first create and migrate its SQLite database (seconds).
+    connection_env("mlflow_default", conn_type="mlflow", host="127.0.0.1", port=5000)
     task = BatchPredictOperator(task_id="score", model_name="m", dataset_uri="/in", output_uri="/out")
     assert task.mlflow_hook is task.mlflow_hook
     assert task.dataset_hook is task.dataset_hook

@@ -133,13 +133,14 @@ class LiveWindow(MlflowHookMixin, DatasetHookMixin):
     def labelled_predictions(
         self, context: Context, *, missing_is_empty: bool = False
     ) -> tuple[pd.DataFrame, datetime, datetime, str | None, list[str]]:
-        """The window's predictions joined with their labels (``log.join_labels``); an empty frame and the
+        """The window's predictions joined with their labels (``labels.join_labels``); an empty frame and the
         reason when there is nothing to judge yet (no prediction in the window, no label for them). With
         ``missing_is_empty`` (a sensor), no log or no labels at all is "nothing yet" too, not an error."""
         import pandas as pd
 
         from mlops_provider.core.errors import DatasetNotFoundError, NoMatchingLabelsError
-        from mlops_provider.core.performance.log import join_labels, read_prediction_log
+        from mlops_provider.core.performance.labels import join_labels
+        from mlops_provider.core.performance.log import read_prediction_log
 
         self.model_name = arguments.model_name(self.model_name)
         id_columns = arguments.optional_list(self.id_columns, "id_columns") or []

@@ -1,6 +1,6 @@
 """What the models achieved on one window of labelled predictions, and what kind of change that is.
 
-``evaluate_window`` takes the prediction log joined with the labels (``log.join_labels``: one row per labelled
+``evaluate_window`` takes the prediction log joined with the labels (``labels.join_labels``: one row per labelled
 id and model version) and returns, per version, the live metrics with their confidence intervals; for the
 champion, whether the primary metric dropped below its training holdout with statistical support
 (``statistics.degradation_test``) and whether a threshold is breached beyond doubt; for each shadow version,
@@ -236,7 +236,7 @@ def evaluate_window(
     confidence: float = 0.95,
     input_drift: bool | None = None,
 ) -> LivePerformanceResult:
-    """Judge one window; ``joined`` holds one row per labelled id and version (``log.join_labels``)."""
+    """Judge one window; ``joined`` holds one row per labelled id and version (``labels.join_labels``)."""
     primary = check_metric(primary_metric or default_primary_metric(task_type), task_type)
     thresholds = thresholds or {}
     for metric in thresholds:
