@@ -510,12 +510,12 @@ class EvaluateLivePerformanceOperator(AlertingMixin, LiveWindow):
         return self._react_insufficient(summary)
 
     def _react_insufficient(self, summary: dict[str, Any]) -> dict[str, Any]:
-        if self.log_to_mlflow:  # "no labels for N windows" is counted from these
-            self._record_verdict(summary)
-        if self.on_insufficient == "fail":
+        if self.on_insufficient == "fail":  # a failed task leaves nothing behind
             from mlops_provider.core.performance.statistics import InsufficientEvidenceError
 
             raise InsufficientEvidenceError(summary["statement"] + " (on_insufficient='fail')")
+        if self.log_to_mlflow:  # "no labels for N windows" is counted from these
+            self._record_verdict(summary)
         if self.on_insufficient == "skip":
             from airflow.sdk.exceptions import AirflowSkipException
 
