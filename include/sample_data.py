@@ -184,12 +184,17 @@ def write_partitions(
         )  # fmt: skip
         if corruption:
             frame = corrupt(frame, corruption, seed=day_seed)
-        folder = Path(out) / f"dt={day.isoformat()}"
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / "part-00000.parquet"
-        frame.to_parquet(target, index=False)
-        written.append(target)
+        written.append(_write_day(out, day, frame))
     return written
+
+
+def _write_day(out: str | Path, day: date, frame: pd.DataFrame) -> Path:
+    """``frame`` as the day's partition ``<out>/dt=<day>/part-00000.parquet``."""
+    folder = Path(out) / f"dt={day.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "part-00000.parquet"
+    frame.to_parquet(target, index=False)
+    return target
 
 
 def write_delivery_partitions(
@@ -203,11 +208,7 @@ def write_delivery_partitions(
         frame = delivery_frame(
             rows_per_day, seed * 100_003 + day.toordinal(), day=day, first_order_id=offset * rows_per_day
         )
-        folder = Path(out) / f"dt={day.isoformat()}"
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / "part-00000.parquet"
-        frame.to_parquet(target, index=False)
-        written.append(target)
+        written.append(_write_day(out, day, frame))
     return written
 
 
