@@ -40,6 +40,19 @@ VIEWS = {
 }
 
 
+def thread_stacks() -> str:
+    """Every thread's stack, for a test whose threads did not finish."""
+    import sys
+    import traceback
+
+    frames = sys._current_frames()
+    return "\n".join(
+        f"--- {thread.name}\n" + "".join(traceback.format_stack(frames[thread.ident]))
+        for thread in threading.enumerate()
+        if thread.ident in frames
+    )
+
+
 def day_window(first: int, last: int | None = None) -> core.MaterializationWindow:
     """Days ``first`` .. ``last`` (inclusive): the window ends a microsecond before the next midnight."""
     return core.MaterializationWindow(DAY[first], DAY[(last or first) + 1] - timedelta(microseconds=1))
@@ -255,11 +268,12 @@ def test_parallel_slices_in_any_order_end_with_the_newest_values(store_repo):
         except Exception as error:  # surfaced below
             errors.append(error)
 
-    threads = [threading.Thread(target=run, args=(day,)) for day in (3, 1, 2)]
+    threads = [threading.Thread(target=run, args=(day,), daemon=True) for day in (3, 1, 2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), f"a slice did not finish:\n{thread_stacks()}"
     assert not errors, errors
     assert online_snapshot(open_store(repo), range(40)) == newest_snapshot(repo)
     intervals = open_store(repo).get_feature_view("customer_activity").materialization_intervals
