@@ -99,6 +99,13 @@ with DAG(
             description="Wait for a human approval (Airflow's Required actions) between "
             "the gate and the promotion, showing both models' metrics.",
         ),  # fmt: skip
+        "approvers": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            description="Airflow user ids who may answer the approval; empty: anyone "
+            "allowed to answer this DAG's Required actions.",
+        ),  # fmt: skip
         "feature_refs": Param(
             [],
             type="array",
@@ -123,6 +130,7 @@ with DAG(
             expectation_suite="{{ params.expectation_suite }}",
             feature_refs="{{ params.feature_refs }}",
             require_approval="{{ params.require_approval }}",
+            approvers="{{ params.approvers }}",
             feast_repo_path=settings.feast_repo,
             experiment_name="mlops_lifecycle",
         )

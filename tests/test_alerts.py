@@ -283,6 +283,7 @@ def test_an_approval_waiting_alerts_with_the_required_actions_link(receivers, mo
         subject="Promote churn version 3 to @champion?",
         body="| metric | challenger | champion |\n|---|---|---|\n| roc_auc | 0.7410 | 0.7312 |",
         model_name="churn",
+        approvers="release-manager, 7",
         response_timeout=timedelta(days=7),
         notifiers=notifiers(),
     )
@@ -291,6 +292,10 @@ def test_an_approval_waiting_alerts_with_the_required_actions_link(receivers, mo
         approve.execute(ctx)
     assert type(waiting.value).__name__ in ("TaskAwaitingInput", "TaskDeferred")
     assert len(written) == 1 and len(smtp.messages) == 1 and len(webhook.posts) == 1
+    assert written[0]["assigned_users"] == [
+        {"id": "release-manager", "name": "release-manager"},
+        {"id": "7", "name": "7"},
+    ]
     assert smtp.messages[0]["message"]["Subject"] == "[MLOps] Approval waiting: Promote churn version 3 to @champion?"
     body = SmtpReceiver.body(smtp.messages[0]["message"])
     assert f"/dags/alerts_test/runs/{RUN_ID}/tasks/approve/required_actions?map_index=-1" in body
@@ -425,9 +430,15 @@ def test_bad_notifiers_or_alert_on_are_refused_when_the_dag_is_parsed(arguments,
         assert fragment in str(error.value)
 
 
-def test_approval_refuses_bad_notifiers_too():
+def test_approval_refuses_bad_approvers_and_notifiers():
     from mlops_provider.operators.lifecycle import PromotionApprovalOperator
 
+    with pytest.raises(ConfigurationError, match=r"approvers names \['alice'\] more than once; name each approver"):
+        PromotionApprovalOperator(task_id="approve", subject="s", approvers=["alice", {"id": "alice"}])
+    with pytest.raises(ConfigurationError, match=r"approvers holds \{'name': 'Ann'\}, which names no user"):
+        PromotionApprovalOperator(task_id="approve", subject="s", approvers=[{"name": "Ann"}])
+    with pytest.raises(ConfigurationError, match="takes approvers= .Airflow user ids., not assigned_users="):
+        PromotionApprovalOperator(task_id="approve", subject="s", assigned_users=[{"id": "a", "name": "a"}])
     with pytest.raises(ConfigurationError, match="PromotionApprovalOperator: notifiers holds 'slack_alerts'"):
         PromotionApprovalOperator(task_id="approve", subject="s", notifiers=["slack_alerts"])
     with pytest.raises(ConfigurationError, match="never raises"):

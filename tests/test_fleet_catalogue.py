@@ -55,6 +55,12 @@ BAD_ENTRIES = [
      ["thresholds and primary_metric/min_improvement both set the gate; keep thresholds"]),
     ({"require_approval": "yes please"}, "require_approval",
      ["require_approval must be true or false, got text 'yes please'; write require_approval: true"]),
+    ({"approvers": ["alice"]}, "approvers",
+     ["approvers name who may answer the approval, but require_approval is false", "write require_approval: true"]),
+    ({"approvers": "owners", "require_approval": True}, "approvers",
+     ["approvers: owners, but the entry has no owners; list them (owners: [alice, bob])"]),
+    ({"approvers": "alice", "require_approval": True}, "approvers",
+     ["approvers must be a list of Airflow user ids, got text 'alice'; write approvers: [alice]"]),
     ({"schedule": "@dayly"}, "schedule",
      ["schedule '@dayly' is neither an Airflow preset", "did you mean '@daily'?", "or null to trigger"]),
     ({"schedule": "61 3 * * *"}, "schedule", ["'61 3 * * *' is neither", "nor a valid cron expression"]),
@@ -226,7 +232,8 @@ def catalogue_yaml(**overrides) -> dict:
                       "owners": ["team-retention"], "tags": ["churn", "tier-1"]},
         "churn_forest": {**GOOD, "estimator": "sklearn.ensemble.RandomForestClassifier",
                          "thresholds": {"roc_auc": {"min": 0.6}}, "require_approval": True,
-                         "triggers": {"performance": {"labels_uri": "/labels/churn"}}, "owners": ["a", "b"]},
+                         "triggers": {"performance": {"labels_uri": "/labels/churn"}}, "owners": ["a", "b"],
+                         "approvers": "owners"},
         "churn_logistic": {**GOOD, "schedule": "0 6 * * *", "triggers": {"data_arrival": {"prefix": "/landing"}}},
         "broken": {**GOOD, "estimator_params": ["max_iter", 200]},
     }  # fmt: skip
@@ -333,6 +340,7 @@ def test_the_fleet_dags_are_the_reference_wiring(tmp_path, monkeypatch):
     # The lifecycle DAG is the reference lifecycle's TaskGroup: the same tasks, operators and edges.
     reference = structure(dags["mlops_lifecycle"], "lifecycle.")
     assert structure(dags["mlops_fleet_churn_forest"]) == reference  # require_approval: true
+    assert dags["mlops_fleet_churn_forest"].get_task("lifecycle.approve").approvers == ["a", "b"]  # the owners
     without_approval = structure(dags["mlops_fleet_churn_gbm"])
     assert set(without_approval) == set(reference) - {"lifecycle.approve"}
     assert without_approval["lifecycle.gate"][1] == frozenset({"lifecycle.promote"})

@@ -35,7 +35,7 @@ SYSTEM_TEST_ORDER = (
     "test_probe_runs_on_celery_logs_to_mlflow_on_s3_and_defers_in_triggerer",
     "test_landing_upload_resumes_deferred_sensor_in_triggerer",
     "test_lifecycle_triggered_through_rest_api_sets_the_champion",
-    "test_promotion_waits_for_a_human_approval",
+    "test_promotion_waits_for_a_human_approval_from_a_named_approver",
     "test_drift_loop_is_closed_by_the_scheduler",
     "test_trigger_lifecycle_from_the_ui_with_changed_params",
     "test_backfill_of_scheduled_retraining_runs_three_weeks_in_order",

@@ -55,6 +55,8 @@ from .api import AirflowApi  # noqa: E402
 REFERENCE_DAGS = REPO_ROOT / "dags"
 REDIS_DB = 11  # a broker database no other test uses; only this one is flushed
 ADMIN = {"username": "admin", "password": "system-Adm1n-pass"}
+# A second user (role "user": may answer Required actions) for approvals restricted to named approvers.
+APPROVER = {"username": "release-manager", "password": "system-Appr0ver-pass"}
 # The secrets the stack's connections hold. Each has a random core (caught however it is encoded) and the
 # AWS key and MLflow password carry the `/` and `+` of real AWS secret keys, so URL-encoded forms differ.
 MOTO_KEY = {"login": "testing", "password": f"aws-secret/{secrets.token_hex(8)}+{secrets.token_hex(4)}"}
@@ -218,6 +220,10 @@ class Stack:
         finally:
             connection.close()
 
+    def api_as(self, user: dict[str, str]) -> AirflowApi:
+        """The REST API signed in as another of the stack's users (close it after use)."""
+        return AirflowApi(self.api_url, user["username"], user["password"])
+
     def mlflow(self):
         """An ``MlflowClient`` of the stack's server, signed in as its ``admin`` user."""
         return AdminMlflowClient(self.mlflow_url)
@@ -334,7 +340,7 @@ def airflow_env(root: Path, metadata_url: str, api_port: int, mlflow_url: str, m
         )
     passwords = root / "airflow" / "simple_auth_manager_passwords.json"
     passwords.parent.mkdir(parents=True, exist_ok=True)
-    passwords.write_text(json.dumps({ADMIN["username"]: ADMIN["password"]}))
+    passwords.write_text(json.dumps({user["username"]: user["password"] for user in (ADMIN, APPROVER)}))
     psycopg_url = metadata_url.replace("postgresql+psycopg2://", "postgresql://")
     mlflow_port = int(mlflow_url.rsplit(":", 1)[1])
     return {
@@ -355,7 +361,7 @@ def airflow_env(root: Path, metadata_url: str, api_port: int, mlflow_url: str, m
         "AIRFLOW__CORE__DAGS_FOLDER": str(REFERENCE_DAGS),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN['username']}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN['username']}:admin,{APPROVER['username']}:user",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",

@@ -19,6 +19,7 @@ import pytest
 
 from .api import AirflowApi
 from .conftest import ARRIVAL, LIFECYCLE, MONITOR, ON_DRIFT, SCHEDULED
+from .stack import ADMIN, APPROVER
 
 pytestmark = pytest.mark.system
 
@@ -92,11 +93,13 @@ def test_lifecycle_triggered_through_rest_api_sets_the_champion(scenarios):
     assert predictions, "the score task wrote no predictions under s3://<bucket>/work/predictions/"
 
 
-def test_promotion_waits_for_a_human_approval(scenarios):
-    """``require_approval``: the run waits in Airflow's Required actions until someone approves over the API."""
+def test_promotion_waits_for_a_human_approval_from_a_named_approver(scenarios):
+    """``require_approval`` with ``approvers``: the run waits in Airflow's Required actions; the admin, who is not
+    a named approver, is refused by the API; the approver's answer promotes, recorded with the approver's name."""
     stack, api = scenarios.stack, scenarios.stack.api
     model = f"churn_approval_{uuid.uuid4().hex[:6]}"
-    run = api.trigger(LIFECYCLE, conf={"model_name": model, "require_approval": True},
+    approver = APPROVER["username"]
+    run = api.trigger(LIFECYCLE, conf={"model_name": model, "require_approval": True, "approvers": [approver]},
                       note="system test: human approval")  # fmt: skip
     run_id = run["dag_run_id"]
     api.wait_for_task(LIFECYCLE, run_id, "lifecycle.approve", {"awaiting_input"}, timeout=420)
@@ -106,7 +109,16 @@ def test_promotion_waits_for_a_human_approval(scenarios):
     assert request["options"] == ["Approve", "Reject"]
     assert f"Promote {model} version 1 to @champion?" == request["subject"]
     assert "| roc_auc |" in request["body"] and "cold start" in request["body"], request["body"]
-    answer = api.request("PATCH", path, json={"chosen_options": ["Approve"], "params_input": {}})
+    assert [user["id"] for user in request["assigned_users"]] == [approver]
+    approve = {"chosen_options": ["Approve"], "params_input": {}}
+    refused = api.request("PATCH", path, json=approve, expected=(403,))
+    assert f"User={ADMIN['username']}" in str(refused) and "is not a respondent" in str(refused), refused
+    assert api.get(path)["response_received"] is False
+    approver_api = stack.api_as(APPROVER)
+    try:
+        answer = approver_api.request("PATCH", path, json=approve)
+    finally:
+        approver_api.close()
     api.wait_for_run(LIFECYCLE, run_id, timeout=300)
 
     assert _champion(stack, model).version == "1"
@@ -114,7 +126,7 @@ def test_promotion_waits_for_a_human_approval(scenarios):
 
     (move,) = read_history(stack.mlflow(), model)
     assert move["by"]["task_id"] == "lifecycle.promote"
-    assert move["by"]["approved_by"] == answer["responded_by"]["name"]
+    assert move["by"]["approved_by"] == answer["responded_by"]["name"] == approver
 
 
 def test_landing_upload_resumes_deferred_sensor_in_triggerer(scenarios, tmp_path):

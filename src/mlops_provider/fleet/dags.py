@@ -115,6 +115,7 @@ def lifecycle_settings(
         primary_metric=entry.primary_metric,
         min_improvement=entry.min_improvement,
         require_approval=entry.require_approval,
+        approvers=list(entry.approvers) or None,
         training_pool=training_pool,
         feast_repo_path=feast_repo_path,
         notifiers=alert_notifiers(entry.alerts) or None,
@@ -181,6 +182,9 @@ def _doc(entry: ModelEntry, kind: str, catalogue_path: str | None, training_pool
         else f"`{metric}` beats the champion by {entry.min_improvement:g}"
     )
     source = f"`{catalogue_path}`" if catalogue_path else "the model catalogue"
+    approval = ""
+    if entry.require_approval:
+        approval = f", then approval by {', '.join(entry.approvers)}" if entry.approvers else ", then a human approval"
     lines = [
         f"### {ids[kind]}",
         "",
@@ -193,7 +197,7 @@ def _doc(entry: ModelEntry, kind: str, catalogue_path: str | None, training_pool
         "|---|---|",
         f"| target | `{entry.target_column}` |",
         f"| estimator | `{entry.estimator or 'HistGradientBoosting (default)'}` {params} |",
-        f"| gate | {gate}{', then a human approval' if entry.require_approval else ''} |",
+        f"| gate | {gate}{approval} |",
         f"| owners | {', '.join(entry.owners) or '-'} |",
     ]
     return "\n".join(lines)

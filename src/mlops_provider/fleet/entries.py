@@ -50,6 +50,8 @@ _ALIASES = {
     "tag": "tags",
     "cron": "schedule",
     "approval": "require_approval",
+    "approver": "approvers",
+    "approved_by": "approvers",
     "suite": "expectation_suite",
     "alert": "alerts",
     "notifications": "alerts",
@@ -136,6 +138,7 @@ class ModelEntry:
     min_improvement: float = 0.0
     thresholds: Mapping[str, Mapping[str, Any]] | None = None
     require_approval: bool = False
+    approvers: tuple[str, ...] = ()
     experiment_name: str | None = None
     schedule: str | None = None
     triggers: Triggers = field(default_factory=Triggers)

@@ -157,6 +157,13 @@ def _names(noun: str, example: str, *, allow_empty: bool = True) -> Callable[[st
     return check
 
 
+def _approvers(name: str, value: Any) -> tuple[str, ...] | str:
+    """Airflow user ids, or ``owners``: the entry's owners are the approvers."""
+    if value == "owners":
+        return "owners"
+    return _names("Airflow user ids", "approvers: [alice, bob] (or approvers: owners)")(name, value) or ()
+
+
 def _feature_refs(name: str, value: Any) -> tuple[str, ...] | str | None:
     example = "feature_refs: [customer_profile:monthly_charges]"
     if isinstance(value, str):  # a Feast feature service
@@ -451,6 +458,7 @@ FIELDS: dict[str, FieldSpec] = {
     "min_improvement": FieldSpec(_number("min_improvement: 0.01"), default=0.0),
     "thresholds": FieldSpec(_thresholds),
     "require_approval": FieldSpec(_bool, default=False),
+    "approvers": FieldSpec(_approvers, default=()),
     "experiment_name": FieldSpec(_text("experiment_name: churn")),
     "schedule": FieldSpec(_schedule),
     "triggers": FieldSpec(_triggers, default=(Triggers(), _MISSING)),
@@ -523,6 +531,16 @@ def _check_entry(name: str, raw: Any) -> tuple[ModelEntry | None, list[Catalogue
             "thresholds",
             "thresholds and primary_metric/min_improvement both set the gate; keep thresholds (every metric and "
             "bound), or primary_metric with min_improvement",
+        )
+    if values["approvers"] == "owners":
+        values["approvers"] = values["owners"]
+        if not values["owners"]:
+            bad("approvers", "approvers: owners, but the entry has no owners; list them (owners: [alice, bob])")
+    if values["approvers"] and not values["require_approval"]:
+        bad(
+            "approvers",
+            "approvers name who may answer the approval, but require_approval is false, so nobody is asked; write "
+            "require_approval: true, or remove approvers",
         )
     if values["feature_columns"] and values["target_column"] in values["feature_columns"]:
         bad("feature_columns", f"feature_columns holds the target {values['target_column']!r}; remove it")

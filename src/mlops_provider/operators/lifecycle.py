@@ -79,7 +79,8 @@ class LifecycleSettings:
     from the champion's training sample). The model: ``model_name``, ``estimator``, ``estimator_params``,
     ``experiment_name``, ``skip_if_unchanged``. The gate: ``thresholds``, or ``primary_metric`` (empty: by
     task type) with ``min_improvement``; ``live_evidence`` (the challenger must also beat the champion in shadow
-    on live labelled rows); ``alias``; ``require_approval`` and ``approval_timeout``;
+    on live labelled rows); ``alias``; ``require_approval``, ``approval_timeout`` and ``approvers`` (who may
+    answer; see ``PromotionApprovalOperator``);
     ``promotion_pool`` puts both registry tasks in an Airflow pool, ``training_pool`` the train task (bounding how
     many models train at once across every DAG that names the pool). Where data goes: ``work_uri`` (default
     ``$MLOPS_WORK_URI`` or ``$MLOPS_HOME/work``) receives the training set and the predictions, one folder
@@ -108,6 +109,7 @@ class LifecycleSettings:
     alias: str = "champion"
     require_approval: Any = False
     approval_timeout: timedelta | None = timedelta(days=7)
+    approvers: Any = None
     promotion_pool: str | None = None
     training_pool: str | None = None
     work_uri: str | None = None
@@ -151,6 +153,11 @@ def lifecycle_task_group(settings: LifecycleSettings, *, group_id: str = "lifecy
     from mlops_provider.operators.validation import ValidateDataOperator
 
     s = settings
+    if s.require_approval is False and not arguments.is_unset(s.approvers) and s.approvers != []:
+        raise ConfigurationError(
+            f"approvers={s.approvers!r} is given but require_approval is False, so nobody is asked; set "
+            "require_approval=True (or a template) or remove approvers."
+        )
     work = (s.work_uri or default_work_uri()).rstrip("/")
     run_folder = "{{ dag.dag_id }}/{{ run_id | replace(':', '-') | replace('+', '-') }}"
     connections: _Connections = {"mlflow_conn_id": s.mlflow_conn_id, "aws_conn_id": s.aws_conn_id}
@@ -219,6 +226,7 @@ def lifecycle_task_group(settings: LifecycleSettings, *, group_id: str = "lifecy
                 body=gate_xcom + APPROVAL_BODY,
                 response_timeout=s.approval_timeout,
                 model_name=s.model_name,
+                approvers=s.approvers,
                 **alert_arguments(s.notifiers, s.alert_on, alerts.APPROVAL_WAITING),
             )
             promote = PromoteModelOperator(
@@ -247,13 +255,16 @@ class PromotionApprovalOperator(ApprovalOperator):
     asked without a branch task in the graph. A rejection skips the promotion.
 
     :param model_name: the model to promote (templated; named in the alert).
+    :param approvers: who may answer (templated): Airflow user ids, as a list or comma-separated text, or
+        ``HITLUser`` dicts. Airflow's API refuses an answer from anyone else (403), in the UI as through the
+        REST API. Empty or None: anyone allowed to answer the DAG's Required actions may approve.
     :param notifiers: Airflow notifiers told once the request is written (the alert ``approval_waiting``: the
         request's subject and body, when it times out, and the link to the task's Required actions page). Unlike
         the notifiers of Airflow's ``HITLOperator``, a notifier that fails is logged and the request still waits.
     :param alert_on: ``["approval_waiting"]`` (default) or ``[]``.
     """
 
-    template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "required", "model_name")
+    template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "required", "model_name", "approvers")
     alert_events = (alerts.APPROVAL_WAITING,)
 
     def __init__(
@@ -261,6 +272,7 @@ class PromotionApprovalOperator(ApprovalOperator):
         *,
         required: bool | str = True,
         model_name: str | None = None,
+        approvers: Any = None,
         notifiers: Any = None,
         alert_on: Sequence[str] | None = None,
         **kwargs: Any,
@@ -269,13 +281,24 @@ class PromotionApprovalOperator(ApprovalOperator):
         alert_kinds = check_alert_on(alert_on, "PromotionApprovalOperator", self.alert_events)
         kwargs.setdefault("multiple_outputs", True)  # promote takes approve.output["responded_by_user"]
         super().__init__(**kwargs)  # HITLOperator's own notifiers stay empty: ours go through notify_waiting
+        if kwargs.get("assigned_users"):
+            raise ConfigurationError(
+                "PromotionApprovalOperator takes approvers= (Airflow user ids), not assigned_users=; pass the ids "
+                "as approvers=['alice', 'bob']."
+            )
         self.required = required
         self.model_name = model_name
+        self.approvers = approvers
+        if arguments.is_literal(approvers):
+            approver_users(approvers)  # a bad literal fails when the DAG is parsed, not when a human is asked
         self.alert_notifiers = alert_notifiers
         self.alert_on = alert_kinds
 
     def execute(self, context: Context) -> Any:
         if arguments.as_bool(self.required, "required"):
+            self.assigned_users = approver_users(self.approvers) or None
+            if self.assigned_users:
+                self.log.info("Only %s may answer.", ", ".join(user["id"] for user in self.assigned_users))
             # HITLOperator calls its notifiers once the request is written, before the task waits.
             self.notifiers = [self.notify_waiting] if self.alert_notifiers else []  # type: ignore[list-item]
             return super().execute(context)
@@ -300,6 +323,30 @@ class PromotionApprovalOperator(ApprovalOperator):
         if outcome is not None:
             context["ti"].xcom_push(key=ALERTS_XCOM_KEY, value=[outcome])
         return outcome
+
+
+def approver_users(value: Any) -> list[dict[str, str]]:
+    """``approvers`` as Airflow's ``HITLUser`` dicts (id and name); empty when anyone may answer."""
+    if isinstance(value, dict):
+        value = [value]
+    if isinstance(value, (list, tuple)) and any(isinstance(item, dict) for item in value):
+        users = []
+        for item in value:
+            user_id = item.get("id") if isinstance(item, dict) else item
+            if not isinstance(user_id, (str, int)) or isinstance(user_id, bool) or str(user_id).strip() == "":
+                raise ConfigurationError(
+                    f"approvers holds {item!r}, which names no user; give Airflow user ids such as ['alice'] or "
+                    "dicts such as {'id': 'alice', 'name': 'Alice'}."
+                )
+            name = item.get("name") if isinstance(item, dict) else None
+            users.append({"id": str(user_id).strip(), "name": str(name or user_id).strip()})
+    else:
+        users = [{"id": user, "name": user} for user in arguments.optional_list(value, "approvers") or []]
+    ids = [user["id"] for user in users]
+    repeated = sorted({user_id for user_id in ids if ids.count(user_id) > 1})
+    if repeated:
+        raise ConfigurationError(f"approvers names {repeated} more than once; name each approver once.")
+    return users
 
 
 class CheckRunConfOperator(ResultOperator):
