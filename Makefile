@@ -39,8 +39,9 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+# Every benchmark, or one or more by name: make bench NAME=drift (NAME="drift fleet").
 bench: install
-	$(VENV_PY) benchmarks/run.py
+	$(VENV_PY) benchmarks/run.py $(NAME)
 
 demo: install
 	$(VENV_PY) scripts/demo.py

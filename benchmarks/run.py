@@ -1,6 +1,8 @@
-"""Run every ``benchmarks/bench_*.py`` in a fresh interpreter and print one table of their verdicts.
+"""Run ``benchmarks/bench_*.py`` in fresh interpreters and print one table of their verdicts.
 
-Exit status 1 when a benchmark misses its target or fails to run.
+``run.py`` runs them all; ``run.py drift fleet`` (``make bench NAME=drift``) runs the named ones. Each script's
+output is shown as it goes, so a long step's progress lines appear while it runs. Exit status 1 when a
+benchmark misses its target or fails to run.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,17 +18,48 @@ HERE = Path(__file__).resolve().parent
 RESULT = re.compile(r"^RESULT (?P<name>\S+) ratio=(?P<ratio>\S+) target(?P<target>\S+) (?P<verdict>PASS|FAIL)$")
 
 
-def main() -> int:
-    scripts = sorted(HERE.glob("bench_*.py"))
+def chosen_scripts(names: list[str]) -> list[Path]:
+    """The benchmark scripts named (``drift`` or ``bench_drift.py``), or all of them."""
+    every = sorted(HERE.glob("bench_*.py"))
+    if not names:
+        return every
+    by_name = {script.stem.removeprefix("bench_"): script for script in every}
+    wanted = [name.removeprefix("bench_").removesuffix(".py") for name in names]
+    unknown = [name for name in wanted if name not in by_name]
+    if unknown:
+        raise SystemExit(f"No benchmark named {', '.join(unknown)}; the benchmarks are: {', '.join(by_name)}.")
+    return [by_name[name] for name in wanted]
+
+
+def run_streaming(script: Path) -> tuple[int, str, str]:
+    """Run ``script``, echoing its output line by line; its exit status, output and the tail of its errors."""
+    # Errors go to a file, not a second pipe: a script that warns a lot would block on a full pipe nobody reads.
+    with tempfile.TemporaryFile("w+") as errors:
+        process = subprocess.Popen(
+            [sys.executable, "-u", str(script)], stdout=subprocess.PIPE, stderr=errors, text=True
+        )
+        lines = []
+        assert process.stdout is not None
+        for line in process.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            lines.append(line)
+        returncode = process.wait()
+        errors.seek(0)
+        return returncode, "".join(lines), errors.read()[-4000:]
+
+
+def main(names: list[str]) -> int:
+    scripts = chosen_scripts(names)
     rows = []
     for script in scripts:
+        print(f"== {script.name}", flush=True)
         started = time.perf_counter()
-        completed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+        returncode, output, errors = run_streaming(script)
         elapsed = time.perf_counter() - started
-        sys.stdout.write(completed.stdout)
-        found = [m for m in map(RESULT.match, completed.stdout.splitlines()) if m]
-        if completed.returncode != 0 or not found:
-            sys.stderr.write(completed.stderr[-4000:])
+        found = [m for m in map(RESULT.match, output.splitlines()) if m]
+        if returncode != 0 or not found:
+            sys.stderr.write(errors)
             rows.append((script.name, "-", "-", "ERROR", elapsed))
         for match in found:
             rows.append((match["name"], match["ratio"], match["target"], match["verdict"], elapsed))
@@ -43,4 +77,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
