@@ -99,6 +99,20 @@ with DAG(
             description="Wait for a human approval (Airflow's Required actions) between "
             "the gate and the promotion, showing both models' metrics.",
         ),  # fmt: skip
+        "slice_columns": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            description="Columns whose groups get their own holdout metrics "
+            "(slice.<column>.<value>.<metric>), shown in the model card.",
+        ),  # fmt: skip
+        "sensitive_columns": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            description="Columns whose groups are compared with fairlearn (demographic "
+            "parity, equalized odds, worst group), shown in the model card.",
+        ),  # fmt: skip
         "approvers": Param(
             [],
             type="array",
@@ -125,6 +139,8 @@ with DAG(
             timestamp_column="{{ params.timestamp_column }}",
             estimator="{{ params.estimator }}",
             estimator_params="{{ params.estimator_params }}",
+            slice_columns="{{ params.slice_columns }}",
+            sensitive_columns="{{ params.sensitive_columns }}",
             primary_metric="{{ params.primary_metric }}",
             min_improvement="{{ params.min_improvement }}",
             expectation_suite="{{ params.expectation_suite }}",

@@ -43,7 +43,9 @@ def pytest_configure(config):
         raise pytest.UsageError(f"MLOPS_METADATA_BACKEND={METADATA_BACKEND!r}: use 'sqlite' or 'postgres'.")
     for name in list(os.environ):
         # Outer settings must not leak in: tests talk only to the services started here.
-        if name.startswith(("MLFLOW_", "AIRFLOW_CONN_", "AIRFLOW_VAR_")) or name in (
+        # OpenLineage too: Airflow's provider emits only when a transport is configured, and no test but
+        # test_openlineage.py (which configures its own) should send events anywhere.
+        if name.startswith(("MLFLOW_", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "OPENLINEAGE_", "AIRFLOW__OPENLINEAGE__")) or name in (
             "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
         ):  # fmt: skip
             del os.environ[name]

@@ -103,6 +103,7 @@ def get_provider_info() -> dict:
             f"{_PACKAGE}.links.drift.DriftReportLink",
             f"{_PACKAGE}.links.performance.PerformanceReportLink",
             f"{_PACKAGE}.links.fleet.FleetReportLink",
+            f"{_PACKAGE}.links.model_card.ModelCardLink",
         ],
         "asset-uris": [
             {"schemes": ["mlops"], "handler": f"{_PACKAGE}.assets.sanitize_mlops_uri"},

@@ -5,6 +5,9 @@ HOLDOUT = "mlops.holdout_uri"
 HOLDOUT_CONTEXT = "mlops.holdout_context_uri"  # the holdout rows' other columns, row for row
 TARGET_COLUMN = "mlops.target_column"
 TASK_TYPE = "mlops.task_type"
+# The columns whose groups training and the gate measure (JSON lists; see core.slicing).
+SLICE_COLUMNS = "mlops.slice_columns"
+SENSITIVE_COLUMNS = "mlops.sensitive_columns"
 
 # Written by training on the run and on the registered version.
 DATASET_URI = "mlops.dataset_uri"
@@ -43,3 +46,19 @@ MONITORING_OF = "mlops.monitoring_of"
 LIVE_EVIDENCE_PREFIX = "mlops.live_evidence."
 # On the monitoring run: the newest verdict of each monitor as JSON (``mlops.verdict.drift``, ``mlops.verdict.live``).
 VERDICT_PREFIX = "mlops.verdict."
+
+# The model card (core.model_card). What a person said about the model, written by training on the run and the
+# version (TrainModelOperator's model_owner, model_purpose, known_limits); the data's time span as JSON
+# (``{"column", "start", "end"}``); how long labels take to arrive, written by the live evaluation.
+OWNER = "mlops.owner"
+PURPOSE = "mlops.purpose"
+KNOWN_LIMITS = "mlops.known_limits"
+DATA_TIME_RANGE = "mlops.data_time_range"
+LABEL_DELAY = "mlops.label_delay"
+# On the version, per card written: when, the status it reflects, what made it, where it is; and, when a
+# regeneration failed after the version's status changed, why the card on file is out of date.
+CARD_GENERATED_AT = "mlops.card.generated_at"
+CARD_STATUS = "mlops.card.status"
+CARD_TRIGGER = "mlops.card.trigger"
+CARD_URI = "mlops.card.uri"
+CARD_STALE = "mlops.card.stale"

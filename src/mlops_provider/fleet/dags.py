@@ -110,6 +110,8 @@ def lifecycle_settings(
         expectation_suite=entry.expectation_suite,
         estimator=entry.estimator,
         estimator_params=dict(entry.estimator_params) or None,
+        slice_columns=list(entry.slice_columns) or None,
+        sensitive_columns=list(entry.sensitive_columns) or None,
         experiment_name=entry.experiment_name or entry.dag_ids["lifecycle"],
         thresholds=dict(entry.thresholds) if entry.thresholds else None,
         primary_metric=entry.primary_metric,

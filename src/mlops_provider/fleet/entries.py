@@ -134,6 +134,8 @@ class ModelEntry:
     expectation_suite: str | None = None
     estimator: str | None = None
     estimator_params: Mapping[str, Any] = field(default_factory=dict)
+    slice_columns: tuple[str, ...] = ()
+    sensitive_columns: tuple[str, ...] = ()
     primary_metric: str | None = None
     min_improvement: float = 0.0
     thresholds: Mapping[str, Mapping[str, Any]] | None = None

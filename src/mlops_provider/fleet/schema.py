@@ -454,6 +454,8 @@ FIELDS: dict[str, FieldSpec] = {
     "expectation_suite": FieldSpec(_uri("expectation_suite: include/expectations/customer_churn.json")),
     "estimator": FieldSpec(_estimator),
     "estimator_params": FieldSpec(_estimator_params, default={}),
+    "slice_columns": FieldSpec(_names("column names", "slice_columns: [contract, plan]"), default=()),
+    "sensitive_columns": FieldSpec(_names("column names", "sensitive_columns: [plan]"), default=()),
     "primary_metric": FieldSpec(_primary_metric),
     "min_improvement": FieldSpec(_number("min_improvement: 0.01"), default=0.0),
     "thresholds": FieldSpec(_thresholds),
@@ -544,6 +546,9 @@ def _check_entry(name: str, raw: Any) -> tuple[ModelEntry | None, list[Catalogue
         )
     if values["feature_columns"] and values["target_column"] in values["feature_columns"]:
         bad("feature_columns", f"feature_columns holds the target {values['target_column']!r}; remove it")
+    for group_field in ("slice_columns", "sensitive_columns"):
+        if values["target_column"] in values[group_field]:
+            bad(group_field, f"{group_field} holds the target {values['target_column']!r}; name other columns")
     for kind in ("drift", "performance"):
         if getattr(triggers, kind) and "{{" in values["dataset_uri"]:
             bad(

@@ -23,6 +23,8 @@ class DatasetHook:
 
     def __init__(self, aws_conn_id: str | None = "aws_default") -> None:
         self.aws_conn_id = aws_conn_id
+        # The columns of every URI read or written by this task, as (name, dtype): the schema OpenLineage reports.
+        self.schemas: dict[str, list[tuple[str, str]]] = {}
 
     @cached_property
     def s3_client(self) -> Any:
@@ -38,7 +40,14 @@ class DatasetHook:
         return datasets.list_partitions(uri, s3_client=self._client_for(uri))
 
     def read(self, uri: str, **kwargs: Any) -> pd.DataFrame:
-        return datasets.read_dataset(uri, s3_client=self._client_for(uri), **kwargs)
+        frame = datasets.read_dataset(uri, s3_client=self._client_for(uri), **kwargs)
+        self._remember_schema(uri, frame)
+        return frame
 
     def write(self, frame: pd.DataFrame, uri: str, **kwargs: Any) -> datasets.DatasetInfo:
-        return datasets.write_dataset(frame, uri, s3_client=self._client_for(uri), **kwargs)
+        info = datasets.write_dataset(frame, uri, s3_client=self._client_for(uri), **kwargs)
+        self._remember_schema(uri, frame)
+        return info
+
+    def _remember_schema(self, uri: str, frame: Any) -> None:
+        self.schemas[str(uri)] = [(str(name), str(dtype)) for name, dtype in frame.dtypes.items()]

@@ -95,7 +95,7 @@ class MaterializeFeaturesOperator(FeastHookMixin):
     The log says how this was ensured for the configured online store and how many values were kept out.
     The window is recorded once in the registry's materialisation intervals (what FeatureFreshnessSensor reads).
     Returns ``{window_start, window_end, online_store, guard, atomic, feature_views, values_written,
-    values_kept_out, seconds}``.
+    values_kept_out, seconds, project}``.
 
     :param feature_views: names of the feature views to materialise (default: every online feature view).
     :param window_start: start of the window (default: ``data_interval_start``); included.
@@ -142,9 +142,10 @@ class MaterializeFeaturesOperator(FeastHookMixin):
                 "to then. End the window at or before now (by default it is the run's data interval end)."
             )
         views = arguments.optional_list(self.feature_views, "feature_views")
-        result = materialize_window(self.feast_hook.get_conn(), window, views)
+        store = self.feast_hook.get_conn()
+        result = materialize_window(store, window, views)
         self.log.info("%s", result.summary())
-        return result.to_dict()
+        return {**result.to_dict(), "project": store.project}
 
 
 class GetHistoricalFeaturesOperator(FeastHookMixin, DatasetHookMixin):
@@ -154,7 +155,8 @@ class GetHistoricalFeaturesOperator(FeastHookMixin, DatasetHookMixin):
     when the label was observed) and any labels. Each row gets the feature values as they were at its
     timestamp: the newest feature row not after it and within the feature view's ttl, never a later one. Rows
     keep their order and extra columns; the result is ready for TrainModelOperator. Rerunning overwrites the
-    same output. Returns ``{output_uri, rows, columns, features, feature_service, entity_uri}``.
+    same output. Returns ``{output_uri, rows, columns, features, feature_service, entity_uri,
+    project}``.
 
     :param entity_uri: the entity frame (local path, ``file://`` or ``s3://``; parquet or csv).
     :param features: Feast feature references (``["customer_profile:plan", ...]``, a JSON list or
@@ -206,8 +208,9 @@ class GetHistoricalFeaturesOperator(FeastHookMixin, DatasetHookMixin):
             return {"output_uri": self.entity_uri, "rows": None, "columns": None, "features": [],
                     "feature_service": None, "entity_uri": self.entity_uri}  # fmt: skip
         entities = self.dataset_hook.read(self.entity_uri)
+        store = self.feast_hook.get_conn()
         training = build_training_set(
-            self.feast_hook.get_conn(),
+            store,
             entities,
             _service_or_refs(features or []),
             timestamp_column=arguments.optional_text(self.timestamp_column, "timestamp_column") or "event_timestamp",
@@ -231,6 +234,7 @@ class GetHistoricalFeaturesOperator(FeastHookMixin, DatasetHookMixin):
             "features": described["features"],
             "feature_service": described["feature_service"],
             "entity_uri": self.entity_uri,
+            "project": store.project,
         }
 
 

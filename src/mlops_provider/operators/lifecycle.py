@@ -50,6 +50,7 @@ from mlops_provider.operators.mixins import ResultOperator
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context, TaskGroup
     from airflow.sdk.definitions.xcom_arg import PlainXComArg
+    from airflow.sdk.execution_time.hitl import HITLUser
 
 APPROVAL_BODY = """\
 **{{ gate.model_name }}** version **{{ gate.version }}** passed the gate against
@@ -77,7 +78,8 @@ class LifecycleSettings:
     ``id_columns`` (never features), ``timestamp_column`` (a time split), ``feature_refs`` (Feast references
     joined point-in-time; empty: the dataset is used as it is) and ``expectation_suite`` (empty: inferred
     from the champion's training sample). The model: ``model_name``, ``estimator``, ``estimator_params``,
-    ``experiment_name``, ``skip_if_unchanged``. The gate: ``thresholds``, or ``primary_metric`` (empty: by
+    ``experiment_name``, ``skip_if_unchanged``, ``slice_columns`` and ``sensitive_columns`` (per-slice and
+    fairness metrics, which ``thresholds`` may then name). The gate: ``thresholds``, or ``primary_metric`` (empty: by
     task type) with ``min_improvement``; ``live_evidence`` (the challenger must also beat the champion in shadow
     on live labelled rows); ``alias``; ``require_approval``, ``approval_timeout`` and ``approvers`` (who may
     answer; see ``PromotionApprovalOperator``);
@@ -100,6 +102,8 @@ class LifecycleSettings:
     expectation_suite: Any = None
     estimator: Any = None
     estimator_params: Any = None
+    slice_columns: Any = None
+    sensitive_columns: Any = None
     experiment_name: Any = None
     skip_if_unchanged: bool = True
     thresholds: Any = None
@@ -209,6 +213,8 @@ def lifecycle_task_group(settings: LifecycleSettings, *, group_id: str = "lifecy
             champion_alias=s.alias,
             skip_if_unchanged=s.skip_if_unchanged,
             gate_metrics=list(s.thresholds) if isinstance(s.thresholds, dict) else s.primary_metric,
+            slice_columns=s.slice_columns,
+            sensitive_columns=s.sensitive_columns,
             pool=s.training_pool,  # None: Airflow's default_pool
             **connections,
         )
@@ -325,10 +331,11 @@ class PromotionApprovalOperator(ApprovalOperator):
         return outcome
 
 
-def approver_users(value: Any) -> list[dict[str, str]]:
+def approver_users(value: Any) -> list[HITLUser]:
     """``approvers`` as Airflow's ``HITLUser`` dicts (id and name); empty when anyone may answer."""
     if isinstance(value, dict):
         value = [value]
+    users: list[HITLUser]
     if isinstance(value, (list, tuple)) and any(isinstance(item, dict) for item in value):
         users = []
         for item in value:

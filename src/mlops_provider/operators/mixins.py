@@ -30,6 +30,7 @@ from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.links.base import PersistedUrlLink
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
 MLFLOW_FIELDS: tuple[str, ...] = ("mlflow_conn_id",)
@@ -77,6 +78,20 @@ def fail_fast_on_permanent_errors(method: Callable[..., Any]) -> Callable[..., A
     return run
 
 
+def remember_result(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Keep the dict a task method returns on the operator: OpenLineage describes the task from it afterwards
+    (in the same process, once the task ended), without reading XCom back."""
+
+    @functools.wraps(method)
+    def run(self: BaseOperator, *args: Any, **kwargs: Any) -> Any:
+        result = method(self, *args, **kwargs)
+        if isinstance(result, dict):
+            self.lineage_result = result
+        return result
+
+    return run
+
+
 class ResultOperator(BaseOperator):
     """Base of the provider's operators: the returned dict's keys are XComs too (``op.output["key"]``), and
     an error no retry can fix fails the task at once."""
@@ -86,11 +101,22 @@ class ResultOperator(BaseOperator):
         for name in TASK_METHODS:
             method = cls.__dict__.get(name)
             if callable(method) and not getattr(method, "fails_fast", False):
-                setattr(cls, name, fail_fast_on_permanent_errors(method))
+                setattr(cls, name, fail_fast_on_permanent_errors(remember_result(method)))
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
+
+    # What the task returned (or, for a task that stopped on a verdict, the verdict): set while the task runs.
+    lineage_result: dict[str, Any] | None = None
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """The datasets the task read and wrote, with their facets, for Airflow's OpenLineage provider (called
+        after success, skip and failure alike; see ``mlops_provider.lineage``). Never raises."""
+        from mlops_provider.lineage import safe_operator_lineage
+        from mlops_provider.operators.lineage import describe_task
+
+        return safe_operator_lineage(lambda: describe_task(self, self.lineage_result), self.task_id)
 
     def pre_execute(self, context: Context) -> None:
         # Every link's URL exists from the start (empty until the task stores it): Airflow reads each link

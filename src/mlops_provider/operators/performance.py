@@ -12,6 +12,7 @@ from mlops_provider.assets import performance_alias, performance_asset
 from mlops_provider.core import alerts, tags
 from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.core.reports import browser_url, report_uri, write_report
+from mlops_provider.links.model_card import ModelCardLink
 from mlops_provider.links.performance import PerformanceReportLink
 from mlops_provider.operators.alerting import AlertingMixin
 from mlops_provider.operators.context import report_location
@@ -205,13 +206,16 @@ class EvaluateLivePerformanceOperator(AlertingMixin, LiveWindow):
     On degradation, ``notifiers`` receive the alert ``performance_degraded`` (the live metric and its interval,
     the holdout value, the p-value, the statement, links to the report, the MLflow model and the task); see
     ``operators.alerting`` (``alert_on=[]`` turns it off).
+
+    With ``log_to_mlflow``, the model cards of the versions judged in the window are regenerated with their live
+    metrics (and ``label_delay`` among the known limits); the "Model card" link opens the champion's.
     """
 
     alert_events = (alerts.PERFORMANCE_DEGRADED,)
 
     template_fields: Sequence[str] = (*LIVE_WINDOW_FIELDS, "primary_metric", "thresholds", "input_drift", "reports_uri")
     template_fields_renderers = {"thresholds": "json"}
-    operator_extra_links = (PerformanceReportLink(),)
+    operator_extra_links = (PerformanceReportLink(), ModelCardLink())
     ui_color = "#d8e8f5"
 
     def __init__(
@@ -370,6 +374,7 @@ class EvaluateLivePerformanceOperator(AlertingMixin, LiveWindow):
         summary["report_uri"] = self._report(context, result, summary)
         if self.log_to_mlflow:
             self._record_verdict(summary)
+            self._refresh_model_cards(context, result)
         self._react_to_degradation(context, result, summary)
         return summary
 
@@ -487,6 +492,19 @@ class EvaluateLivePerformanceOperator(AlertingMixin, LiveWindow):
         PerformanceReportLink.persist(context, browser_url(uri))
         self.log.info("Live performance report: %s", uri)
         return uri
+
+    def _refresh_model_cards(self, context: Context, result: LivePerformanceResult) -> None:
+        """The cards of the versions judged in the window show their newest live metrics (and the champion's the
+        verdict); before a degradation fails the task, so the card says what failed it."""
+        from mlops_provider.operators.model_card import refresh_model_cards
+
+        delay = self.label_delay
+        text = f"{delay.days} days" if delay and delay == timedelta(days=delay.days) else str(delay)
+        refresh_model_cards(
+            self, context, self.mlflow_hook, self.model_name, list(result.versions), trigger="live evaluation",
+            link_version=result.champion_version,
+            version_tags={v: {tags.LABEL_DELAY: text} for v in result.versions} if delay else None,
+        )  # fmt: skip
 
     # -- reactions ---------------------------------------------------------------------------------------------
     def _insufficient(self, context: Context, start: datetime, end: datetime, reason: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from mlops_provider import arguments
 from mlops_provider.assets import model_alias_asset, model_alias_events
 from mlops_provider.core import alerts, tags
 from mlops_provider.core.errors import ConfigurationError
+from mlops_provider.links.model_card import ModelCardLink
 from mlops_provider.operators.alerting import AlertingMixin
 from mlops_provider.operators.context import task_identity, triggering_user
 from mlops_provider.operators.mixins import DATASET_FIELDS, MLFLOW_FIELDS, DatasetHookMixin, MlflowHookMixin
@@ -55,11 +56,37 @@ def _check_lock_stale_after(value: Any) -> None:
         )
 
 
-def score_version(hook: MlflowHook, model_name: str, version: str, frame: Any, target: str, task_type: str) -> dict:
+def score_version(
+    hook: MlflowHook,
+    model_name: str,
+    version: str,
+    frame: Any,
+    target: str,
+    task_type: str,
+    *,
+    slice_columns: list[str] | None = None,
+    sensitive_columns: list[str] | None = None,
+    explanations: dict[str, str] | None = None,
+) -> dict:
+    """A version's metrics on ``frame``; with slice/sensitive columns also its per-slice and fairness metrics,
+    computed as training computes them (``explanations`` receives the groups and numbers behind them)."""
     from mlops_provider.core.training import score_model
 
     model = hook.load_sklearn_model(f"models:/{model_name}/{version}")
-    return score_model(model, frame, target, task_type)
+    return score_model(
+        model, frame, target, task_type,
+        slice_columns=slice_columns, sensitive_columns=sensitive_columns, explanations=explanations,
+    )  # fmt: skip
+
+
+def group_settings(version: Any) -> tuple[list[str], list[str]]:
+    """The ``slice_columns`` and ``sensitive_columns`` a version was trained with (from its tags)."""
+    import json
+
+    return tuple(  # type: ignore[return-value]
+        [str(c) for c in json.loads(version.tags.get(tag) or "[]")]
+        for tag in (tags.SLICE_COLUMNS, tags.SENSITIVE_COLUMNS)
+    )
 
 
 def read_holdout(
@@ -94,7 +121,10 @@ class ChallengerGateBase(AlertingMixin, MlflowHookMixin, DatasetHookMixin):
     :param thresholds: the gate (templated dict), per metric: ``min`` / ``max`` value thresholds, and change
         thresholds against the champion, ``min_absolute_change`` / ``min_relative_change`` (with
         ``greater_is_better``, inferred from the metric name). Metric names as TrainModelOperator logs
-        them: accuracy, f1_macro, roc_auc, log_loss; rmse, mae, r2.
+        them: accuracy, f1_macro, roc_auc, log_loss; rmse, mae, r2; and, for a challenger trained with
+        ``slice_columns`` / ``sensitive_columns``, ``slice.<column>.worst_<metric>``,
+        ``fairness.<column>.demographic_parity_difference`` and the like (``core.slicing``), computed for both
+        models on the challenger's groups; a rejection on one names the group and the numbers.
     :param primary_metric / min_improvement: the usual gate without writing ``thresholds``: the challenger
         must beat the champion on ``primary_metric`` by ``min_improvement`` (default 0: at least as good).
         Without ``primary_metric`` the metric follows the challenger's task type (roc_auc for
@@ -113,7 +143,9 @@ class ChallengerGateBase(AlertingMixin, MlflowHookMixin, DatasetHookMixin):
         both models' numbers, links to the MLflow model and the task); see ``operators.alerting``.
     :param alert_on: ``["gate_rejected"]`` (default) or ``[]``.
 
-    A retry of the same task in the same DAG run returns the decision already made.
+    A retry of the same task in the same DAG run returns the decision already made. The challenger's model card
+    (and, after a promotion, the replaced champion's) is regenerated with the decision; the "Model card" link
+    opens it. A card that cannot be written is a warning and the tag ``mlops.card.stale``, never a failed gate.
     """
 
     template_fields: Sequence[str] = (
@@ -130,6 +162,7 @@ class ChallengerGateBase(AlertingMixin, MlflowHookMixin, DatasetHookMixin):
         *DATASET_FIELDS,
     )
     template_fields_renderers = {"thresholds": "json", "live_evidence": "json"}
+    operator_extra_links = (ModelCardLink(),)
     ui_color = "#c9e4de"
     alert_events = (alerts.GATE_REJECTED,)
     moves_alias: bool = False  # class default; an instance may override it (see PromoteModelOperator)
@@ -195,16 +228,31 @@ class ChallengerGateBase(AlertingMixin, MlflowHookMixin, DatasetHookMixin):
             )
         challenger = self.mlflow_hook.get_model_version(model_name, version)
         thresholds = self._thresholds(challenger)
-        check_scored_metrics(thresholds, challenger.tags.get(tags.TASK_TYPE))  # before anything is scored
+        slices, sensitive = group_settings(challenger)  # both models are measured on the challenger's groups
+        check_scored_metrics(  # before anything is scored
+            thresholds, challenger.tags.get(tags.TASK_TYPE), slice_columns=slices, sensitive_columns=sensitive
+        )
         live_settings = check_live_evidence(arguments.optional_dict(self.live_evidence, "live_evidence"))
         frame, target, task_type = self._evaluation_data(challenger)
         identity = task_identity(context)
+        explained: dict[str, dict[str, str]] = {}  # version -> metric -> the groups and numbers behind it
         outcome = promote_version(
             self.mlflow_hook.get_conn(),
             model_name,
             version,
             thresholds=thresholds,
-            score=lambda v: score_version(self.mlflow_hook, model_name, v, frame, target, task_type),
+            score=lambda v: score_version(
+                self.mlflow_hook,
+                model_name,
+                v,
+                frame,
+                target,
+                task_type,
+                slice_columns=slices,
+                sensitive_columns=sensitive,
+                explanations=explained.setdefault(v, {}),
+            ),
+            explain=explained.get,
             alias=self.alias,
             identity=identity,
             actor=identity.actor(user=triggering_user(context) or "", approved_by=self.approver() or ""),
@@ -224,10 +272,23 @@ class ChallengerGateBase(AlertingMixin, MlflowHookMixin, DatasetHookMixin):
         if outcome.replayed:
             self.log.info("This task already decided on %s v%s in this DAG run; returning that decision.",
                           model_name, version)  # fmt: skip
+        self._refresh_model_cards(context, outcome)
         return self._finish(context, outcome)
+
+    def _refresh_model_cards(self, context: Context, outcome: PromotionOutcome) -> None:
+        """The challenger's card shows the decision; after a move, the replaced champion's shows it was replaced.
+        Before ``_finish``, which may skip or fail the task: a rejection is on the card too."""
+        from mlops_provider.operators.model_card import refresh_model_cards
+
+        replaced = outcome.champion_version if outcome.promoted and outcome.history_seq is not None else None
+        refresh_model_cards(
+            self, context, self.mlflow_hook, outcome.model_name, [outcome.version, replaced],
+            trigger="promotion" if outcome.promoted else "gate decision", link_version=outcome.version,
+        )  # fmt: skip
 
     def _finish(self, context: Context, outcome: PromotionOutcome) -> dict[str, Any]:
         result = outcome.to_dict()
+        self.lineage_result = result  # OpenLineage reports the decision also when it skips or fails the task
         if outcome.waiting:
             context["ti"].xcom_push(key="gate_decision", value=result)
             from airflow.sdk.exceptions import AirflowSkipException
@@ -353,7 +414,8 @@ class RollbackModelOperator(MlflowHookMixin):
     Without ``to_version`` the target is the ``from_version`` of the history entry that put the current
     version in place. The move is recorded in the same history as promotions, keeps the replaced version
     under ``previous_<alias>``, and raises the Asset event ``mlflow://<model>@<alias>``. A retry of the same
-    task in the same DAG run does not roll back twice. Returns ``{model_name, alias, from_version,
+    task in the same DAG run does not roll back twice. Both versions' model cards are regenerated (the one moved
+    off says "rolled back"). Returns ``{model_name, alias, from_version,
     to_version, history_seq}``.
 
     :param lock_timeout: seconds to wait for the registry lock.
@@ -403,6 +465,7 @@ class RollbackModelOperator(MlflowHookMixin):
             if done is not None:
                 self.log.info("This task already rolled back %s@%s (history #%s); nothing to do.",
                               self.model_name, self.alias, done["seq"])  # fmt: skip
+                self._refresh_model_cards(context, done)  # the try that moved it may have died before its cards
                 return self._result(done)
             current = alias_version(client, self.model_name, self.alias)
             if current is None:
@@ -425,7 +488,16 @@ class RollbackModelOperator(MlflowHookMixin):
         self.log.info("Rolled %s@%s back from version %s to %s (history #%s): %s",
                       self.model_name, self.alias, current, target, entry["seq"], self.reason)  # fmt: skip
         emit_alias_moved(context, self.model_name, self.alias, entry)
+        self._refresh_model_cards(context, entry)
         return self._result(entry)
+
+    def _refresh_model_cards(self, context: Context, entry: dict[str, Any]) -> None:
+        from mlops_provider.operators.model_card import refresh_model_cards
+
+        refresh_model_cards(
+            self, context, self.mlflow_hook, self.model_name, [entry["from_version"], entry["to_version"]],
+            trigger="rollback",
+        )  # fmt: skip
 
     def _target(self, history: list[dict[str, Any]], current: str) -> str:
         target = arguments.optional_text(self.to_version, "to_version")

@@ -10,6 +10,7 @@ from mlops_provider import arguments
 from mlops_provider.core import tags as tag_names
 from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.links.mlflow import MlflowRunLink, mlflow_run_url
+from mlops_provider.links.model_card import ModelCardLink
 from mlops_provider.operators.context import task_identity
 from mlops_provider.operators.mixins import DATASET_FIELDS, MLFLOW_FIELDS, DatasetHookMixin, MlflowHookMixin
 
@@ -49,8 +50,19 @@ class TrainModelOperator(MlflowHookMixin, DatasetHookMixin):
         drift checks (default 50,000).
     :param gate_metrics: the metrics the gate after this task will compare (templated list); a metric the
         model's task type is not scored on (``rmse`` for a classifier) fails here, before anything is trained.
+    :param slice_columns: columns whose groups get their own holdout metrics (templated list):
+        ``slice.<column>.<value>.<metric>`` and ``slice.<column>.worst_<metric>``, and ``slices.json``.
+    :param sensitive_columns: columns whose groups are compared with fairlearn (templated list):
+        ``fairness.<column>.demographic_parity_difference`` / ``equalized_odds_difference`` (binary
+        classification) and ``fairness.<column>.worst_group_<metric>``, and ``fairness.<column>`` in
+        ``fairness.json``. Groups with fewer than 30 holdout rows are listed but not measured; a column with more
+        than 50 distinct values is refused. See ``docs/operators/training.md``.
     :param pip_requirements: requirements recorded with the model; default: pinned numpy, pandas,
         scikit-learn, scipy and skops when the model holds only their objects, else MLflow's inference.
+    :param model_owner / model_purpose / known_limits: who answers for the model, what it is for, and what it
+        should not be used for (templated text), recorded on the version and shown on its model card. Default
+        owner and purpose: the registered model's ``mlops.owner``/``mlops.purpose`` tags or description, else
+        the fleet catalogue entry's ``owners``/``description``.
     :param aws_conn_id: the ``aws`` connection for ``s3://`` data.
     :param mlflow_conn_id: the ``mlflow`` connection (default ``mlflow_default``; embedded store without it).
 
@@ -72,11 +84,16 @@ class TrainModelOperator(MlflowHookMixin, DatasetHookMixin):
         "experiment_name",
         "champion_alias",
         "gate_metrics",
+        "slice_columns",
+        "sensitive_columns",
+        "model_owner",
+        "model_purpose",
+        "known_limits",
         *MLFLOW_FIELDS,
         *DATASET_FIELDS,
     )
     template_fields_renderers = {"estimator_params": "json"}
-    operator_extra_links = (MlflowRunLink(),)
+    operator_extra_links = (MlflowRunLink(), ModelCardLink())
     ui_color = "#cfe8d5"
 
     def __init__(
@@ -99,6 +116,11 @@ class TrainModelOperator(MlflowHookMixin, DatasetHookMixin):
         reference_sample_rows: int = 50_000,
         pip_requirements: list[str] | None = None,
         gate_metrics: list[str] | str | None = None,
+        slice_columns: list[str] | str | None = None,
+        sensitive_columns: list[str] | str | None = None,
+        model_owner: str | None = None,
+        model_purpose: str | None = None,
+        known_limits: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -131,6 +153,11 @@ class TrainModelOperator(MlflowHookMixin, DatasetHookMixin):
         self.reference_sample_rows = reference_sample_rows
         self.pip_requirements = pip_requirements
         self.gate_metrics = gate_metrics
+        self.slice_columns = slice_columns
+        self.sensitive_columns = sensitive_columns
+        self.model_owner = model_owner
+        self.model_purpose = model_purpose
+        self.known_limits = known_limits
 
     def training_config(self) -> Any:
         """The rendered arguments as a ``core.training.TrainingConfig`` (strings from templates parsed)."""
@@ -149,6 +176,8 @@ class TrainModelOperator(MlflowHookMixin, DatasetHookMixin):
             random_state=int(self.random_state),
             reference_sample_rows=int(self.reference_sample_rows),
             pip_requirements=list(self.pip_requirements) if self.pip_requirements is not None else None,
+            slice_columns=arguments.optional_list(self.slice_columns, "slice_columns") or [],
+            sensitive_columns=arguments.optional_list(self.sensitive_columns, "sensitive_columns") or [],
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -187,7 +216,10 @@ class TrainModelOperator(MlflowHookMixin, DatasetHookMixin):
         if gate_metrics:
             from mlops_provider.core.registry import check_scored_metrics
 
-            check_scored_metrics(dict.fromkeys(gate_metrics, {}), prepared.task_type)
+            check_scored_metrics(
+                dict.fromkeys(gate_metrics, {}), prepared.task_type,
+                slice_columns=config.slice_columns, sensitive_columns=config.sensitive_columns,
+            )  # fmt: skip
         self.log.info(
             "Training data %s: %d rows, %s task, features %s; data fingerprint %s.",
             self.dataset_uri, prepared.rows, prepared.task_type, prepared.features, prepared.data_fingerprint,
@@ -227,6 +259,7 @@ class TrainModelOperator(MlflowHookMixin, DatasetHookMixin):
                     "Marked FAILED the run(s) %s that an earlier try of this task left unfinished without "
                     "registering a version.", abandoned,
                 )  # fmt: skip
+            tags.update(self._card_tags(frame, config))
             with hook.session() as session_client:
                 result = core.log_and_register(
                     session_client,
@@ -253,4 +286,42 @@ class TrainModelOperator(MlflowHookMixin, DatasetHookMixin):
         MlflowRunLink.persist(context, url)
         if url:
             self.log.info("MLflow run: %s", url)
+        self._model_card(context, hook, result)
         return result.to_dict()
+
+    def _card_tags(self, frame: Any, config: Any) -> dict[str, str]:
+        """What the model card shows that only this task knows: the people's words and the data's time span;
+        recorded with the run and the version, so a card regenerated later still has them."""
+        import json
+
+        from mlops_provider.core.model_card import data_time_range
+
+        found = {
+            tag_names.OWNER: arguments.optional_text(self.model_owner, "model_owner"),
+            tag_names.PURPOSE: arguments.optional_text(self.model_purpose, "model_purpose"),
+            tag_names.KNOWN_LIMITS: arguments.optional_text(self.known_limits, "known_limits"),
+        }
+        span = data_time_range(frame, config.timestamp_column)
+        if span:
+            found[tag_names.DATA_TIME_RANGE] = json.dumps(span)
+        return {k: v[:5000] for k, v in found.items() if v}
+
+    def _model_card(self, context: Context, hook: Any, result: Any) -> None:
+        from mlops_provider.operators.model_card import refresh_model_cards
+
+        if result.outcome == "skipped":  # nothing changed for the champion: its card stands, unless it has none
+            from mlops_provider.core.model_card import card_ui_url
+
+            try:
+                has_card = bool(hook.get_model_version(result.model_name, result.version).tags.get(tag_names.CARD_URI))
+            except Exception as error:  # a link is not worth failing a task that had nothing to do
+                self.log.warning("Could not read %s v%s's card: %s", result.model_name, result.version, error)
+                has_card = False
+            if has_card:
+                url = card_ui_url(hook.settings.base_ui_url, result.experiment_id, result.run_id)
+                ModelCardLink.persist(context, url)
+                return
+        refresh_model_cards(
+            self, context, hook, result.model_name, [result.version], trigger="registration",
+            link_version=result.version,
+        )  # fmt: skip

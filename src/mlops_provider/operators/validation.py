@@ -189,6 +189,8 @@ class ValidateDataOperator(DatasetHookMixin, MlflowHookMixin):
 
         result = {**run.outcome.to_dict(), "report_uri": page_uri, "suite_uri": suite_uri}
         context["ti"].xcom_push(key=RESULT_XCOM_KEY, value=result)
+        # For OpenLineage, also when the policy below fails or skips the task: the verdict and every assertion.
+        self.lineage_result, self.validation_assertions = result, run.assertions()
         if run.outcome.success:
             self.log.info("%s\nReport: %s\nSuite used: %s", run.outcome.summary(), page_uri, suite_uri)
         self.apply_policy(run.outcome, page_uri)  # a failed verdict is logged (or raised) once, there

@@ -7,8 +7,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mlops_provider.core.errors import ConfigurationError
+from mlops_provider.core.slicing import base_metric, check_group_metric, is_group_metric
 
-LOWER_IS_BETTER = {"rmse", "mae", "mse", "log_loss", "mape", "max_error", "brier_score"}
+LOWER_IS_BETTER = {
+    "rmse", "mae", "mse", "log_loss", "mape", "max_error", "brier_score",
+    "demographic_parity_difference", "equalized_odds_difference",
+}  # fmt: skip
 VALUE_KEYS = {"min", "max"}
 CHANGE_KEYS = {"min_absolute_change", "min_relative_change"}
 ALLOWED_KEYS = VALUE_KEYS | CHANGE_KEYS | {"greater_is_better"}
@@ -26,6 +30,9 @@ METRIC_RANGES = {
     "rmse": (0.0, math.inf),
     "mae": (0.0, math.inf),
     "r2": (-math.inf, 1.0),
+    "recall": (0.0, 1.0),
+    "demographic_parity_difference": (0.0, 1.0),
+    "equalized_odds_difference": (0.0, 1.0),
 }
 
 
@@ -64,7 +71,8 @@ class GateDecision:
 
 
 def greater_is_better(metric: str) -> bool:
-    return metric.lower() not in LOWER_IS_BETTER
+    """Whether a higher value is better; a slice or fairness metric goes the way of the metric behind it."""
+    return base_metric(metric).lower() not in LOWER_IS_BETTER
 
 
 DEFAULT_PRIMARY_METRIC = {"classification": "roc_auc", "regression": "rmse"}
@@ -116,7 +124,7 @@ def validate_thresholds(thresholds: dict[str, dict[str, Any]] | None) -> dict[st
 
 
 def _check_range(metric: str, rules: dict[str, Any]) -> None:
-    low, high = METRIC_RANGES.get(metric.lower(), (-math.inf, math.inf))
+    low, high = METRIC_RANGES.get(base_metric(metric).lower(), (-math.inf, math.inf))
     for key in sorted(VALUE_KEYS & set(rules)):
         value = rules[key]
         if low <= value <= high:
@@ -128,10 +136,22 @@ def _check_range(metric: str, rules: dict[str, Any]) -> None:
         )
 
 
-def check_scored_metrics(thresholds: dict[str, dict[str, Any]], task_type: str | None = None) -> None:
-    """Refuse gate metrics the provider does not score (for ``task_type``, or for any task type)."""
+def check_scored_metrics(
+    thresholds: dict[str, dict[str, Any]],
+    task_type: str | None = None,
+    *,
+    slice_columns: list[str] | None = None,
+    sensitive_columns: list[str] | None = None,
+) -> None:
+    """Refuse gate metrics the provider does not score (for ``task_type``, or for any task type).
+
+    ``slice.``/``fairness.`` metrics (see ``core.slicing``) must name a column of the model's ``slice_columns``
+    / ``sensitive_columns``; with those ``None`` (not known yet) only the shape of the name is checked."""
+    for metric in thresholds:
+        if is_group_metric(metric):
+            check_group_metric(metric, task_type, slice_columns=slice_columns, sensitive_columns=sensitive_columns)
     known = SCORED_METRICS.get(task_type or "") or tuple(m for ms in SCORED_METRICS.values() for m in ms)
-    unknown = sorted(m for m in thresholds if m not in known)
+    unknown = sorted(m for m in thresholds if m not in known and not is_group_metric(m))
     if unknown:
         kind = f"a {task_type} model" if task_type in SCORED_METRICS else "a model"
         raise ConfigurationError(f"The gate names {unknown}, which {kind} is not scored on; use {list(known)}.")
@@ -143,6 +163,7 @@ def evaluate_gate(
     thresholds: dict[str, dict[str, Any]],
     *,
     champion_version: str | None = None,
+    explanations: dict[str, str] | None = None,
 ) -> GateDecision:
     """Decide on metrics both models got on the same evaluation data.
 
@@ -150,10 +171,22 @@ def evaluate_gate(
     (``min_absolute_change``: challenger must beat it by at least this much; ``min_relative_change``: by this
     fraction of the champion's value), in the metric's better direction (``greater_is_better``, inferred from
     the name: rmse, mae, mse, log_loss... are better lower). With no champion (cold start) they are skipped.
+
+    ``explanations`` (metric -> text, from the challenger's group report) say which groups and numbers are
+    behind a ``slice.``/``fairness.`` metric; a failed check on one names them in its reason.
     """
     validate_thresholds(thresholds)
+    explanations = explanations or {}
     checks: list[GateCheck] = []
     for metric, rules in thresholds.items():
+        if metric not in challenger and is_group_metric(metric):
+            measured = sorted(m for m in challenger if m.startswith(metric.rsplit(".", 1)[0] + "."))
+            raise ConfigurationError(
+                f"The gate names {metric!r}, which the challenger was not scored on on this data: the group may "
+                "be absent from the evaluation rows or too small to measure, roc_auc may be undefined in it, or "
+                f"the parity metrics may need a binary target. Metrics of that kind it has: {measured or 'none'}; "
+                "see slices.json / fairness.json of its training run."
+            )
         if metric not in challenger:
             raise ConfigurationError(
                 f"The gate names metric {metric!r} but the challenger was scored on {sorted(challenger)}; "
@@ -195,11 +228,7 @@ def evaluate_gate(
                     f"(champion {reference:.6g}, challenger {value:.6g}, {direction} is better)",
                 )
             )
-    reasons = [
-        f"{c.metric} {c.kind} {c.required:g} not met ({'n/a' if c.actual is None else f'{c.actual:.6g}'})"
-        for c in checks
-        if not c.passed
-    ]
+    reasons = [_reason(c, explanations.get(c.metric)) for c in checks if not c.passed]
     return GateDecision(
         promote=not reasons,
         checks=checks,
@@ -209,3 +238,17 @@ def evaluate_gate(
         cold_start=champion is None,
         reasons=reasons,
     )
+
+
+def _number(value: float) -> str:
+    return f"{value:.2f}" if 0.01 <= abs(value) < 1000 or value == 0 else f"{value:.3g}"
+
+
+def _reason(check: GateCheck, explanation: str | None) -> str:
+    actual = "n/a" if check.actual is None else f"{check.actual:.6g}"
+    if explanation is None:
+        return f"{check.metric} {check.kind} {check.required:g} not met ({actual})"
+    if check.kind in VALUE_KEYS and check.actual is not None:
+        sign = "<" if check.kind == "min" else ">"
+        return f"{check.metric} = {_number(check.actual)} {sign} {check.kind} {_number(check.required)}: {explanation}"
+    return f"{check.metric} {check.kind} {check.required:g} not met ({actual}) {check.note}: {explanation}"

@@ -11,6 +11,7 @@ from mlops_provider.core.identity import TaskIdentity
 from mlops_provider.core.registry.gate import evaluate_gate, validate_thresholds
 from mlops_provider.core.registry.history import alias_version, move_alias, utc_now
 from mlops_provider.core.registry.lock import DEFAULT_STALE_AFTER, PromotionConflictError, PromotionLock
+from mlops_provider.core.slicing import is_group_metric
 
 
 @dataclass
@@ -50,6 +51,7 @@ def promote_version(
     log: Any = None,
     move: bool = True,
     live_evidence: Any = None,
+    explain: Any = None,
 ) -> PromotionOutcome:
     """Gate ``version`` against the current ``alias`` holder and move the alias if it passes.
 
@@ -68,6 +70,9 @@ def promote_version(
     ``live_evidence(champion_version) -> dict`` (optional) judges the challenger on live traffic after it
     passed the holdout gate: ``{"outcome": "promote" | "reject" | "wait", "reason": ...}``. "wait" records the
     decision ``waiting`` and moves nothing; with no champion (cold start) there is nothing to compare with.
+
+    ``explain(version) -> {metric: text}`` (optional, called after ``score(version)``) gives the groups and
+    numbers behind slice and fairness metrics, which a rejection's reasons then name.
     """
     validate_thresholds(thresholds)
     actor = actor or identity.actor()
@@ -81,6 +86,9 @@ def promote_version(
         if v not in scores:
             scores[v] = score(v)
         return scores[v]
+
+    def explained(v: str) -> dict[str, str] | None:
+        return explain(v) if explain is not None else None
 
     def outcome(
         promoted: bool, reasons: list[str], champion: str | None, seq: int | None, note: str = "", passed: bool = False
@@ -103,7 +111,9 @@ def promote_version(
         champion = alias_version(client, model_name, alias)
         if champion == str(version):
             # Nothing to move, but the version is still held to the value thresholds (min/max).
-            itself = evaluate_gate(scored(str(version)), None, thresholds, champion_version=None)
+            itself = evaluate_gate(
+                scored(str(version)), None, thresholds, champion_version=None, explanations=explained(str(version))
+            )
             if itself.promote:
                 return outcome(True, [], None, None, note=f"already {alias}")
             result = outcome(
@@ -114,8 +124,9 @@ def promote_version(
             _record_decision(client, result, thresholds, actor)
             return result
         decision = evaluate_gate(
-            scored(str(version)), scored(champion) if champion else None, thresholds, champion_version=champion
-        )
+            scored(str(version)), scored(champion) if champion else None, thresholds, champion_version=champion,
+            explanations=explained(str(version)),
+        )  # fmt: skip
         if log is not None:
             log.info("Gate for %s v%s (attempt %d):\n%s", model_name, version, attempt + 1, decision.summary())
         if not decision.promote:
@@ -178,10 +189,21 @@ def _record_decision(client: Any, result: PromotionOutcome, thresholds: dict, ac
         else "rejected"
     )
     client.set_model_version_tag(result.model_name, result.version, tags.GATE_DECISION, decision)
-    client.set_model_version_tag(
-        result.model_name, result.version, tags.GATE_DETAIL, json.dumps(detail, default=str)[:5000]
-    )
+    client.set_model_version_tag(result.model_name, result.version, tags.GATE_DETAIL, _detail_text(detail, thresholds))
     client.set_model_version_tag(result.model_name, result.version, tags.GATE_BY, json.dumps(actor))
+
+
+def _detail_text(detail: dict[str, Any], thresholds: dict, limit: int = 5000) -> str:
+    """The decision as JSON within MLflow's tag limit: when the per-slice and fairness metrics make it too long,
+    only those the gate names stay (the full set is in the task's XCom and the training run)."""
+    text = json.dumps(detail, default=str)
+    if len(text) <= limit:
+        return text
+    compact = dict(detail)
+    for key in ("challenger_metrics", "champion_metrics"):
+        if compact.get(key):
+            compact[key] = {k: v for k, v in compact[key].items() if not is_group_metric(k) or k in thresholds}
+    return json.dumps(compact, default=str)[:limit]
 
 
 def _recorded_decision(challenger: Any, identity: TaskIdentity) -> PromotionOutcome | None:

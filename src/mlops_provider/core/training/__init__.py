@@ -91,6 +91,7 @@ from mlops_provider.core.training.record import (
     training_params,
 )
 from mlops_provider.core.training.serialization import _serialization_plan as _serialization_plan  # for benchmarks
+from mlops_provider.core.training.slices import GroupReport, score_groups
 from mlops_provider.core.training.split import stratified_split
 
 __all__ = [
@@ -116,6 +117,8 @@ __all__ = [
     "confusion_counts",
     "fit_model",
     "score_model",
+    "score_groups",
+    "GroupReport",
     "holdout_with_context",
     # step 3: log and register; the checks before training
     "abandon_unfinished_runs",

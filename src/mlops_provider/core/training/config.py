@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -47,6 +48,8 @@ class TrainingConfig:
     reference_sample_rows: int = DEFAULT_REFERENCE_SAMPLE_ROWS
     plot_sample_rows: int = DEFAULT_PLOT_SAMPLE_ROWS
     pip_requirements: list[str] | None = None
+    slice_columns: list[str] = field(default_factory=list)  # per-slice holdout metrics (core.training.slices)
+    sensitive_columns: list[str] = field(default_factory=list)  # fairness metrics (core.training.fairness)
 
     def validate(self) -> None:
         if not isinstance(self.target_column, str) or not self.target_column.strip():
@@ -76,6 +79,25 @@ class TrainingConfig:
             )
         if self.feature_columns is not None and not self.feature_columns:
             raise ConfigurationError("feature_columns is an empty list; name the features, or leave it unset.")
+        for name in ("slice_columns", "sensitive_columns"):
+            self._check_group_setting(name, getattr(self, name))
+
+    def _check_group_setting(self, name: str, columns: Any) -> None:
+        if not isinstance(columns, (list, tuple)) or not all(isinstance(c, str) and c.strip() for c in columns):
+            raise ConfigurationError(f"{name}={columns!r} must be a list of column names, e.g. {name}=['plan'].")
+        duplicates = sorted({c for c in columns if list(columns).count(c) > 1})
+        if duplicates:
+            raise ConfigurationError(f"{name} lists {_listing(duplicates)} more than once; name each column once.")
+        if self.target_column in columns:
+            raise ConfigurationError(
+                f"{name} names the target column {self.target_column!r}; groups are compared on the target, so "
+                f"they must come from another column: remove it from {name} (e.g. {name}=['plan'])."
+            )
+        if self.timestamp_column and self.timestamp_column in columns:
+            raise ConfigurationError(
+                f"{name} names the timestamp column {self.timestamp_column!r}, which has a value per row; group "
+                "the rows by a label derived from it upstream (e.g. the month as text) and name that column."
+            )
 
 
 @dataclass(frozen=True)
@@ -111,6 +133,7 @@ class PreparedTraining:
     seeded_params: list[str]
     training_config: str
     rows: int
+    holdout_groups: pd.DataFrame | None = None  # group labels of the holdout rows (slice and sensitive columns)
 
     def unchanged_tags(self) -> dict[str, str]:
         """The tag values a champion must carry for this training to be skipped."""
@@ -120,6 +143,14 @@ class PreparedTraining:
             tag_names.TRAINING_CONFIG: self.training_config,
             tag_names.PROVIDER_VERSION: PROVIDER_VERSION,
         }
+
+    def group_tags(self) -> dict[str, str]:
+        """The slice and sensitive columns, as the gate reads them from the version (JSON lists; only when set)."""
+        found = {
+            tag_names.SLICE_COLUMNS: self.config.slice_columns,
+            tag_names.SENSITIVE_COLUMNS: self.config.sensitive_columns,
+        }
+        return {tag: json.dumps(list(columns)) for tag, columns in found.items() if columns}
 
 
 @dataclass(frozen=True)

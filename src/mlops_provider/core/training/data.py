@@ -25,6 +25,7 @@ from mlops_provider.core.training.estimators import (
     seed_estimator,
     validate_estimator_params,
 )
+from mlops_provider.core.training.slices import check_group_columns, group_frame
 from mlops_provider.core.training.split import _split_rows
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ def prepare_training(frame: pd.DataFrame, config: TrainingConfig) -> PreparedTra
     features = _feature_columns(frame, config)
     numeric, categorical = _split_feature_types(frame, features)
     _check_feature_values(frame, features, categorical)
+    check_group_columns(frame, config)
 
     y = frame[target]
     nulls = int(y.isna().sum())
@@ -99,8 +101,12 @@ def prepare_training(frame: pd.DataFrame, config: TrainingConfig) -> PreparedTra
             "random_state": config.random_state,
             "preprocessing": "auto" if spec.kind == "estimator" else "pipeline_factory",
             "code": _code_versions(spec),
+            # only when set, so that a configuration without them keeps the value it had before they existed
+            **({"slice_columns": config.slice_columns} if config.slice_columns else {}),
+            **({"sensitive_columns": config.sensitive_columns} if config.sensitive_columns else {}),
         }
     )
+    group_columns = list(dict.fromkeys([*config.slice_columns, *config.sensitive_columns]))
     return PreparedTraining(
         config=config,
         task_type=task_type,
@@ -119,6 +125,7 @@ def prepare_training(frame: pd.DataFrame, config: TrainingConfig) -> PreparedTra
         seeded_params=seeded,
         training_config=training_config,
         rows=len(frame),
+        holdout_groups=group_frame(frame.iloc[test_rows], group_columns, []) if group_columns else None,
     )
 
 

@@ -13,16 +13,29 @@ from mlops_provider.core.training.data import _normalise_missing, _split_feature
 
 
 def _classification_metrics(model: Any, x: Any, y: pd.Series, notes: list[str]) -> tuple[dict[str, float], np.ndarray]:
+    predictions, probabilities = _classification_outputs(model, x)
+    classes = list(model.classes_) if probabilities is not None else []
+    return classification_scores(y.to_numpy(), predictions, probabilities, classes, notes), predictions
+
+
+def _classification_outputs(model: Any, x: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """The predicted classes and, when the model has ``predict_proba``, the class probabilities."""
+    if not hasattr(model, "predict_proba"):
+        return model.predict(x), None
+    probabilities = model.predict_proba(x)
+    return _predictions_from_probabilities(model, x, probabilities), probabilities
+
+
+def classification_scores(
+    y_true: np.ndarray, predictions: Any, probabilities: np.ndarray | None, classes: list, notes: list[str]
+) -> dict[str, float]:
+    """accuracy, f1_macro and, with probabilities, log_loss and roc_auc (where defined) of one set of rows: the
+    whole holdout, or one group of it (``core.training.slices``)."""
     from sklearn.metrics import log_loss, roc_auc_score
 
-    y_true = y.to_numpy()
-    if not hasattr(model, "predict_proba"):
-        predictions = model.predict(x)
+    if probabilities is None:
         notes.append("roc_auc and log_loss not computed: the model has no predict_proba.")
-        return _label_metrics(y_true, predictions), predictions
-    probabilities = model.predict_proba(x)
-    classes = list(model.classes_)
-    predictions = _predictions_from_probabilities(model, x, probabilities)
+        return _label_metrics(y_true, predictions)
     metrics = _label_metrics(y_true, predictions)
     present = set(pd.unique(y_true))
     if present <= set(classes):
@@ -38,7 +51,7 @@ def _classification_metrics(model: Any, x: Any, y: pd.Series, notes: list[str]) 
             notes.append("roc_auc not computed: the holdout does not contain every class.")
     except ValueError as error:
         notes.append(f"roc_auc not computed: {error}")
-    return metrics, predictions
+    return metrics
 
 
 def _label_metrics(y_true: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
@@ -61,18 +74,19 @@ def _predictions_from_probabilities(model: Any, x: Any, probabilities: np.ndarra
 
 
 def _regression_metrics(model: Any, x: Any, y: pd.Series) -> tuple[dict[str, float], np.ndarray]:
+    predictions = np.asarray(model.predict(x), dtype=float)
+    return regression_scores(y.to_numpy(dtype=float), predictions), predictions
+
+
+def regression_scores(y_true: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    """rmse, mae and r2 of one set of rows (the whole holdout, or one group of it)."""
     from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
 
-    y_true = y.to_numpy(dtype=float)
-    predictions = np.asarray(model.predict(x), dtype=float)
-    return (
-        {
-            "rmse": float(root_mean_squared_error(y_true, predictions)),
-            "mae": float(mean_absolute_error(y_true, predictions)),
-            "r2": float(r2_score(y_true, predictions)),
-        },
-        predictions,
-    )
+    return {
+        "rmse": float(root_mean_squared_error(y_true, predictions)),
+        "mae": float(mean_absolute_error(y_true, predictions)),
+        "r2": float(r2_score(y_true, predictions)),
+    }
 
 
 def confusion_counts(y_true: Any, predictions: Any, classes: list) -> np.ndarray:
@@ -86,10 +100,23 @@ def confusion_counts(y_true: Any, predictions: Any, classes: list) -> np.ndarray
     return np.bincount(actual[known] * n + predicted[known], minlength=n * n).reshape(n, n)
 
 
-def score_model(model: Any, frame: pd.DataFrame, target: str, task_type: str) -> dict[str, float]:
+def score_model(
+    model: Any,
+    frame: pd.DataFrame,
+    target: str,
+    task_type: str,
+    *,
+    slice_columns: list[str] | None = None,
+    sensitive_columns: list[str] | None = None,
+    explanations: dict[str, str] | None = None,
+) -> dict[str, float]:
     """The holdout metrics of a fitted model on labelled ``frame``, computed and named as training logs them
     (classification: accuracy, f1_macro, roc_auc, log_loss; regression: rmse, mae, r2). Used to score a
-    challenger and the champion on the same data."""
+    challenger and the champion on the same data.
+
+    With ``slice_columns`` / ``sensitive_columns`` (columns of ``frame``) the per-slice and fairness metrics
+    follow, computed as training computes them (``core.training.slices.score_groups``); ``explanations``, when
+    given, receives the groups and numbers behind each of them (for the gate's reasons)."""
     if task_type not in TASK_TYPES:
         raise ConfigurationError(f"task_type={task_type!r} is not one of {TASK_TYPES}.")
     if target not in frame.columns:
@@ -103,9 +130,27 @@ def score_model(model: Any, frame: pd.DataFrame, target: str, task_type: str) ->
         raise TrainingDataError(f"The target column {target!r} of the evaluation data has missing values.")
     _, categorical = _split_feature_types(frame, columns)
     x = _normalise_missing(frame[columns], categorical)
+    if not slice_columns and not sensitive_columns:
+        if task_type == CLASSIFICATION:
+            return _classification_metrics(model, x, y, [])[0]
+        return _regression_metrics(model, x, y)[0]
+    from mlops_provider.core.training.slices import group_frame, score_groups
+
+    groups = group_frame(frame, slice_columns or [], sensitive_columns or [])
     if task_type == CLASSIFICATION:
-        return _classification_metrics(model, x, y, [])[0]
-    return _regression_metrics(model, x, y)[0]
+        predictions, probabilities = _classification_outputs(model, x)
+        classes = list(model.classes_) if hasattr(model, "classes_") else sorted(pd.unique(y))
+        metrics = classification_scores(y.to_numpy(), predictions, probabilities, classes, [])
+    else:
+        predictions, probabilities, classes = np.asarray(model.predict(x), dtype=float), None, []
+        metrics = regression_scores(y.to_numpy(dtype=float), predictions)
+    report = score_groups(
+        task_type, y.to_numpy(), predictions, probabilities, classes, groups,
+        slice_columns=slice_columns or [], sensitive_columns=sensitive_columns or [],
+    )  # fmt: skip
+    if explanations is not None:
+        explanations.update(report.explanations)
+    return {**metrics, **report.metrics}
 
 
 def holdout_with_context(holdout: pd.DataFrame, context: pd.DataFrame) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from mlops_provider.core.training.config import (
     REFERENCE_SAMPLE_PATH,
     PreparedTraining,
 )
-from mlops_provider.core.training.evaluation import _classification_metrics, _regression_metrics
+from mlops_provider.core.training.evaluation import _classification_outputs, _regression_metrics, classification_scores
 from mlops_provider.core.training.plots import _feature_importances, _plot_confusion_matrix, _plot_residuals
 from mlops_provider.core.training.serialization import _example_and_signature, _serialization_plan
 
@@ -201,13 +201,21 @@ def _evaluate_and_draw(
 ) -> None:
     """Holdout metrics (handed over through ``evaluation`` at once), then the confusion matrix or residual
     plot, feature importances and the summary. ``scorer`` predicts ``x_scored``: the model and the holdout
-    features, or the model's last step and the features as the steps before it transformed them."""
+    features, or the model's last step and the features as the steps before it transformed them. With slice or
+    sensitive columns, their metrics join the holdout metrics and ``slices.json`` / ``fairness.json`` are written
+    (``core.training.slices``, the function the gate scores them with)."""
     try:
         with _openmp_threads(_AFTER_FIT_OPENMP_THREADS), _switch_interval_at_most(_SCORING_SWITCH_INTERVAL):
             if prepared.task_type == CLASSIFICATION:
-                metrics, predictions = _classification_metrics(scorer, x_scored, prepared.y_test, notes)
+                predictions, probabilities = _classification_outputs(scorer, x_scored)
+                classes = list(scorer.classes_) if probabilities is not None else []
+                y_true = prepared.y_test.to_numpy()
+                metrics = classification_scores(y_true, predictions, probabilities, classes, notes)
             else:
                 metrics, predictions = _regression_metrics(scorer, x_scored, prepared.y_test)
+                probabilities, classes = None, []
+            if prepared.holdout_groups is not None:
+                metrics.update(_group_metrics(prepared, predictions, probabilities, classes, scorer, root))
     except BaseException as error:
         evaluation.set_exception(error)
         raise
@@ -231,6 +239,22 @@ def _evaluate_and_draw(
     if prepared.task_type == CLASSIFICATION:
         summary["class_counts"] = {str(k): int(v) for k, v in prepared.y_train.value_counts().items()}
     (root / SUMMARY_PATH).write_text(json.dumps(summary, indent=2, default=str))
+
+
+def _group_metrics(
+    prepared: PreparedTraining, predictions: Any, probabilities: Any, classes: list, scorer: Any, root: Path
+) -> dict[str, float]:
+    from mlops_provider.core.training.slices import score_groups
+
+    if not classes and hasattr(scorer, "classes_"):
+        classes = list(scorer.classes_)
+    assert prepared.holdout_groups is not None
+    report = score_groups(
+        prepared.task_type, prepared.y_test.to_numpy(), predictions, probabilities, classes, prepared.holdout_groups,
+        slice_columns=prepared.config.slice_columns, sensitive_columns=prepared.config.sensitive_columns,
+    )  # fmt: skip
+    report.write(root)
+    return report.metrics
 
 
 @contextmanager

@@ -62,6 +62,7 @@ def log_and_register(
     run_tags = {
         **tags,
         **prepared.unchanged_tags(),
+        **prepared.group_tags(),
         tag_names.DATASET_URI: dataset_uri,
         tag_names.TASK_TYPE: prepared.task_type,
         tag_names.TARGET_COLUMN: prepared.config.target_column,
@@ -146,6 +147,12 @@ def training_params(fitted: FittedModel) -> dict[str, str]:
         "seeded_params": ",".join(prepared.seeded_params) or "-",
         "serialization_format": fitted.serialization_format,
         **{f"split.{k}": v for k, v in prepared.split.items()},
+        **({"slice_columns": ",".join(prepared.config.slice_columns)} if prepared.config.slice_columns else {}),
+        **(
+            {"sensitive_columns": ",".join(prepared.config.sensitive_columns)}
+            if prepared.config.sensitive_columns
+            else {}
+        ),
     }
     if prepared.estimator.kind == "estimator":
         params.update(

@@ -33,6 +33,16 @@ class ValidationRun:
     context: Any = field(repr=False)
     result: Any = field(repr=False)
 
+    def assertions(self) -> list[dict[str, Any]]:
+        """Every expectation evaluated, as ``{assertion, column, success}`` (OpenLineage's data quality
+        assertions); ``column`` is None for a table-level expectation."""
+        checked = []
+        for item in self.result.results:
+            configuration = item.expectation_config
+            column = (configuration.kwargs or {}).get("column")
+            checked.append({"assertion": configuration.type, "column": column, "success": bool(item.success)})
+        return checked
+
 
 def check_validation_input(frame: pd.DataFrame, suite: ExpectationSuiteSpec, dataset_uri: str) -> None:
     """Reject data the suite cannot meaningfully validate, before anything is written."""
