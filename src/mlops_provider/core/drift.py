@@ -184,7 +184,7 @@ def resolve_column_types(reference: pd.DataFrame, current: pd.DataFrame, setting
     for column in columns:
         ref, cur = reference[column], current[column]
         for side, series in (("reference", ref), ("current", cur)):
-            if series.isna().all():
+            if len(series) and series.isna().all():  # empty: a schema only (core.drift_wide checks its data)
                 raise DriftInputError(
                     f"Column {column!r} is entirely null in the {side} data ({len(series)} rows); a drift test "
                     "on it means nothing. Fix the upstream data or exclude the column."
@@ -399,13 +399,16 @@ def _chi2_homogeneity(
     reference: pd.Series, current: pd.Series, feature_type: Any, threshold: float
 ) -> tuple[float, bool]:
     """Two-sample chi-square test of homogeneity on the 2 x k table of category counts."""
+    return chi2_homogeneity_counts(reference.value_counts(), current.value_counts(), threshold)
+
+
+def chi2_homogeneity_counts(reference: pd.Series, current: pd.Series, threshold: float) -> tuple[float, bool]:
+    """The test on category counts (a Series per side, indexed by category); ``core.drift_wide`` counts in Arrow."""
     import numpy as np
     import pandas as pd
     from scipy.stats import chi2_contingency
 
-    counts = pd.concat(
-        [reference.value_counts().rename("reference"), current.value_counts().rename("current")], axis=1
-    ).fillna(0)
+    counts = pd.concat([reference.rename("reference"), current.rename("current")], axis=1).fillna(0)
     totals = counts.sum(axis=0)
     # Expected count of each category on each side under "same distribution".
     expected = np.outer(counts.sum(axis=1), totals / totals.sum())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -181,8 +181,9 @@ class DriftCheck(MlflowHookMixin, DatasetHookMixin):
             report_rows=int(self.report_rows),
         )
 
-    def _resolve_reference(self) -> tuple[Any, dict[str, Any], Any]:
-        """The reference frame, a description of where it came from, and the champion version (if used)."""
+    def _resolve_reference(self, read: Callable[[str], Any] | None = None) -> tuple[Any, dict[str, Any], Any]:
+        """The reference (a frame, or what ``read`` makes of its URI), where it came from, and the champion version
+        (if used)."""
         champion = None
         reference_uri = arguments.optional_text(self.reference_uri, "reference_uri")
         if self.model_name and reference_uri:
@@ -190,7 +191,7 @@ class DriftCheck(MlflowHookMixin, DatasetHookMixin):
         if self.model_name and (not reference_uri or self.log_to_mlflow):
             champion = self.mlflow_hook.get_version_by_alias(self.model_name, self.champion_alias)
         if reference_uri:
-            return self.dataset_hook.read(reference_uri), {"uri": reference_uri}, champion
+            return (read or self.dataset_hook.read)(reference_uri), {"uri": reference_uri}, champion
         if champion is None:
             registered = self._is_registered()
             raise DriftInputError(
@@ -212,7 +213,7 @@ class DriftCheck(MlflowHookMixin, DatasetHookMixin):
             "alias": self.champion_alias,
             "version": str(champion.version),
         }
-        reference = self.mlflow_hook.read_dataset(sample_uri, self.dataset_hook)
+        reference = read(sample_uri) if read else self.mlflow_hook.read_dataset(sample_uri, self.dataset_hook)
         return reference, description, champion
 
     def _is_registered(self) -> bool:
@@ -229,19 +230,13 @@ class DriftCheck(MlflowHookMixin, DatasetHookMixin):
         model_name = arguments.optional_text(self.model_name, "model_name")
         self.model_name = arguments.model_name(model_name) if model_name else None
         window = self._prediction_window(context)  # bad prediction drift arguments fail before any data is read
-        current = storage.read(current_uri, allow_empty=True)
-        if current.empty:
-            return None
-        reference, reference_info, champion = self._resolve_reference()
-        result = drift_core.detect_drift(reference, current, settings)
-        self.log.info("Drift check of %s against %s:\n%s", current_uri, reference_info["uri"], result.summary())
-        predictions = None
-        if window is not None:
-            predictions = self._check_prediction_drift(window, champion, settings)
-            self.log.info("%s", predictions.summary())
+        from mlops_provider.operators.drift_split import check_sources
 
-        section = predictions.report_section() if predictions is not None else None
-        html = drift_core.render_html_report(reference, current, result, settings, section)
+        checked = check_sources(self, current_uri, settings, window)  # a block of columns at a time
+        if checked is None:
+            return None
+        result, html, reference_info = checked.result, checked.html, checked.reference_info
+        champion, predictions = checked.champion, checked.predictions
         uri = report_uri("drift", "drift_report.html", **report_location(context), root=self.reports_uri)
         write_report(uri, html, s3_client=storage.s3_client if uri.startswith("s3://") else None)
         DriftReportLink.persist(context, browser_url(uri))
