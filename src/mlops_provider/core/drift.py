@@ -221,6 +221,32 @@ def _sample(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
     return frame.sample(n=max_rows, random_state=seed)
 
 
+def stattest_column(column: str, column_type: str, method: str, threshold: float, ref: Any, cur: Any) -> ColumnDrift:
+    """One column's test with Evidently's stattest ``method`` on its non-null values (registered methods included)."""
+    import pandas as pd
+    from evidently.legacy.calculations.stattests.registry import get_stattest
+    from evidently.legacy.core import ColumnType
+
+    feature_type = ColumnType.Numerical if column_type == NUMERICAL else ColumnType.Categorical
+    ref, cur = pd.Series(ref), pd.Series(cur)
+    try:
+        stattest = get_stattest(ref, cur, feature_type, method)
+    except Exception as error:
+        raise DriftInputError(
+            f"Drift method {method!r} for column {column!r} ({column_type}) is not an Evidently stattest "
+            f"for that type ({error}); use e.g. 'ks', 'wasserstein', 'psi' for numerical or "
+            f"'{CHI2_HOMOGENEITY}', 'jensenshannon', 'psi' for categorical columns."
+        ) from error
+    outcome = stattest(ref, cur, feature_type, threshold)
+    return ColumnDrift(
+        column_type=column_type,
+        method=stattest.name,
+        score=float(outcome.drift_score),
+        threshold=float(outcome.actual_threshold),
+        drifted=bool(outcome.drifted),
+    )
+
+
 def detect_drift(reference: pd.DataFrame, current: pd.DataFrame, settings: DriftSettings | None = None) -> DriftResult:
     """Test each column once with its pinned method; the dataset drifts when the drifted share reaches
     ``drift_share``."""
@@ -232,35 +258,16 @@ def detect_drift(reference: pd.DataFrame, current: pd.DataFrame, settings: Drift
     if not column_types:
         raise DriftInputError("No column is left to test after excluding timestamps and excluded columns.")
     register_stattests()
-    from evidently.legacy.calculations.stattests.registry import get_stattest
-    from evidently.legacy.core import ColumnType
-
     reference_sample = _sample(reference[list(column_types)], settings.max_rows, settings.seed)
     current_sample = _sample(current[list(column_types)], settings.max_rows, settings.seed + 1)
     results: dict[str, ColumnDrift] = {}
     for column, column_type in column_types.items():
         method, threshold = settings.method_for(column, column_type)
-        feature_type = ColumnType.Numerical if column_type == NUMERICAL else ColumnType.Categorical
         ref = reference_sample[column].dropna()
         cur = current_sample[column].dropna()
         if column_type == CATEGORICAL:
             ref, cur = ref.astype(str), cur.astype(str)
-        try:
-            stattest = get_stattest(ref, cur, feature_type, method)
-        except Exception as error:
-            raise DriftInputError(
-                f"Drift method {method!r} for column {column!r} ({column_type}) is not an Evidently stattest "
-                f"for that type ({error}); use e.g. 'ks', 'wasserstein', 'psi' for numerical or "
-                f"'{CHI2_HOMOGENEITY}', 'jensenshannon', 'psi' for categorical columns."
-            ) from error
-        outcome = stattest(ref, cur, feature_type, threshold)
-        results[column] = ColumnDrift(
-            column_type=column_type,
-            method=stattest.name,
-            score=float(outcome.drift_score),
-            threshold=float(outcome.actual_threshold),
-            drifted=bool(outcome.drifted),
-        )
+        results[column] = stattest_column(column, column_type, method, threshold, ref, cur)
     drifted = sorted(name for name, column in results.items() if column.drifted)
     share = len(drifted) / len(results)
     return DriftResult(

@@ -39,6 +39,7 @@ from mlops_provider.core.drift import (
     DriftResult,
     DriftSettings,
     resolve_column_types,
+    stattest_column,
 )
 from mlops_provider.core.errors import DriftInputError, EmptyDatasetError
 
@@ -360,7 +361,7 @@ def test_column(
             outcome = ColumnDrift(NUMERICAL, "ks", score, float(threshold), bool(score <= threshold))
             return outcome, lambda: _histogram(ref_values, cur_values, is_sorted=True)
         ref_values, cur_values = _numbers(column, ref, "reference"), _numbers(column, cur, "current")
-        outcome = _evidently(column, column_type, method, threshold, ref_values, cur_values)
+        outcome = stattest_column(column, column_type, method, threshold, ref_values, cur_values)
         return outcome, lambda: _histogram(ref_values, cur_values, is_sorted=False)
     ref_counts, cur_counts = _counts(column, ref, "reference"), _counts(column, cur, "current")
     if method == CHI2_HOMOGENEITY:
@@ -369,7 +370,7 @@ def test_column(
         score, drifted = chi2_homogeneity_counts(ref_counts, cur_counts, threshold)
         outcome = ColumnDrift(CATEGORICAL, CHI2_HOMOGENEITY, float(score), float(threshold), bool(drifted))
     else:
-        outcome = _evidently(column, column_type, method, threshold, _expand(ref_counts), _expand(cur_counts))
+        outcome = stattest_column(column, column_type, method, threshold, _expand(ref_counts), _expand(cur_counts))
     return outcome, lambda: _shares(ref_counts, cur_counts)
 
 
@@ -476,27 +477,6 @@ def _expand(counts: pd.Series) -> pd.Series:
     import pandas as pd
 
     return pd.Series(np.repeat(counts.index.to_numpy(dtype=object), counts.to_numpy()))
-
-
-def _evidently(column: str, column_type: str, method: str, threshold: float, ref: Any, cur: Any) -> ColumnDrift:
-    import pandas as pd
-    from evidently.legacy.calculations.stattests.registry import get_stattest
-    from evidently.legacy.core import ColumnType
-
-    feature_type = ColumnType.Numerical if column_type == NUMERICAL else ColumnType.Categorical
-    ref, cur = pd.Series(ref), pd.Series(cur)
-    try:
-        stattest = get_stattest(ref, cur, feature_type, method)
-    except Exception as error:
-        raise DriftInputError(
-            f"Drift method {method!r} for column {column!r} ({column_type}) is not an Evidently stattest "
-            f"for that type ({error}); use e.g. 'ks', 'wasserstein', 'psi' for numerical or "
-            f"'{CHI2_HOMOGENEITY}', 'jensenshannon', 'psi' for categorical columns."
-        ) from error
-    outcome = stattest(ref, cur, feature_type, threshold)
-    return ColumnDrift(
-        column_type, stattest.name, float(outcome.drift_score), float(outcome.actual_threshold), bool(outcome.drifted)
-    )
 
 
 def _histogram(ref: np.ndarray, cur: np.ndarray, *, is_sorted: bool) -> dict[str, Any]:
