@@ -483,7 +483,7 @@ CASES: list[Case] = [
          lambda w: promote(w, version="1", thresholds={"roc_auc": {"min": 0.999}}),
          (AirflowFailException, MlopsError), r"roc_auc", r"champion",
          "rejected (on_reject='fail'): v1 is champion but fails roc_auc min 0.999; nothing moves",
-         xcoms_allowed=("gate_decision",)),
+         xcoms_allowed=("gate_decision", "mlops_model_card")),  # the card records the rejection
     Case("promote-injection-name", "PromoteModelOperator", f"model_name={INJECTION!r}",
          lambda w: promote(w, model_name=INJECTION),
          ConfigurationError, r"DROP TABLE x", FIX,
