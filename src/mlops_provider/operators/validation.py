@@ -155,16 +155,19 @@ class ValidateDataOperator(DatasetHookMixin, MlflowHookMixin):
         storage = self.dataset_hook
         # Every input is read and checked before anything is written.
         suite = self._given_suite(storage)
-        frame = storage.read(self.dataset_uri, format=self.dataset_format, allow_empty=True)
+        cold_start = None
         if suite is None:
-            reference, reference_uri, settings = self._reference(storage, frame)
-            suite = validation.infer_suite(
-                reference,
-                settings,
-                name=self.suite_name or f"inferred_{self.task_id}",
-                reference_uri=reference_uri,
-            )
+            # The suite is inferred, and the reference dropped, before the data is read: never both in memory.
+            reference, reference_uri, settings = self._reference(storage)
+            if reference is None:
+                cold_start = reference_uri, settings
+            else:
+                suite = self._infer(reference, reference_uri, settings)
             del reference
+        frame = storage.read(self.dataset_uri, format=self.dataset_format, allow_empty=True)
+        if cold_start is not None:
+            suite = self._infer_cold_start(frame, *cold_start)
+        assert suite is not None
         suite, row_notes = validation.fit_row_count(suite, frame)
         for note in row_notes:
             self.log.info("Row-count bounds per partition: %s", note)
@@ -221,8 +224,16 @@ class ValidateDataOperator(DatasetHookMixin, MlflowHookMixin):
             return validation.suite_from_expectations(self.expectations, name=self.suite_name or "inline_suite")
         return None
 
-    def _reference(self, storage: Any, frame: Any) -> tuple[Any, str, validation.InferenceSettings]:
-        """The data a suite is inferred from, where it came from, and the inference settings for it."""
+    def _infer(
+        self, reference: Any, reference_uri: str, settings: validation.InferenceSettings
+    ) -> validation.ExpectationSuiteSpec:
+        return validation.infer_suite(
+            reference, settings, name=self.suite_name or f"inferred_{self.task_id}", reference_uri=reference_uri
+        )
+
+    def _reference(self, storage: Any) -> tuple[Any, str, validation.InferenceSettings]:
+        """The data a suite is inferred from, where it came from, and the inference settings for it; the data
+        is None at a cold start (no champion yet), where the validated data itself is the reference."""
         if arguments.has_value(self.infer_from):
             uri = str(self.infer_from)
             return storage.read(uri, format=self.dataset_format), uri, self.inference_settings
@@ -232,17 +243,7 @@ class ValidateDataOperator(DatasetHookMixin, MlflowHookMixin):
         hook = self.mlflow_hook
         champion = hook.get_version_by_alias(model, self.champion_alias)
         if champion is None:
-            if frame.empty:
-                raise ConfigurationError(
-                    f"{model!r} has no {self.champion_alias!r} version yet and {self.dataset_uri!r} has no rows, "
-                    "so there is nothing to infer a cold-start baseline suite from; give data or a suite."
-                )
-            self.log.warning(
-                "Cold start: %s has no %r version, so the baseline suite is inferred from %s itself and saved "
-                "with this report; later runs are held to the champion's training data.",
-                model, self.champion_alias, self.dataset_uri,
-            )  # fmt: skip
-            return frame, f"{self.dataset_uri} (cold-start baseline for {model})", self.inference_settings
+            return None, model, self.inference_settings
         sample_uri = champion.tags.get(tags.REFERENCE_SAMPLE)
         if not sample_uri:
             raise ConfigurationError(
@@ -254,6 +255,21 @@ class ValidateDataOperator(DatasetHookMixin, MlflowHookMixin):
         reference = hook.read_dataset(sample_uri, storage)
         shown = f"{sample_uri} ({model} v{champion.version} @{self.champion_alias})"
         return reference, shown, replace(self.inference_settings, row_count_factor=None)
+
+    def _infer_cold_start(
+        self, frame: Any, model: str, settings: validation.InferenceSettings
+    ) -> validation.ExpectationSuiteSpec:
+        if frame.empty:
+            raise ConfigurationError(
+                f"{model!r} has no {self.champion_alias!r} version yet and {self.dataset_uri!r} has no rows, "
+                "so there is nothing to infer a cold-start baseline suite from; give data or a suite."
+            )
+        self.log.warning(
+            "Cold start: %s has no %r version, so the baseline suite is inferred from %s itself and saved "
+            "with this report; later runs are held to the champion's training data.",
+            model, self.champion_alias, self.dataset_uri,
+        )  # fmt: skip
+        return self._infer(frame, f"{self.dataset_uri} (cold-start baseline for {model})", settings)
 
     def _search_paths(self) -> list[str]:
         dag = self.dag if self.has_dag() else None

@@ -97,6 +97,8 @@ _DATE_TEXT = re.compile(
     r"|\d{4}-W(?:0[1-9]|[1-4]\d|5[0-3])"
     r"|(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]))"
 )
+# Rows whose value types are collected at once when telling text from mixed object columns.
+_TEXT_CHECK_ROWS = 1_000_000
 _TIME_NOTE = "moves forward with every new partition, so no range or value set is taken from the reference"
 
 
@@ -295,7 +297,7 @@ def _scaled_row_count(per_partition: dict[str, Any], frame: pd.DataFrame) -> tup
         )
     else:
         columns = [column for column in partition_columns(frame) if column in frame.columns]
-    count = len(frame[columns].drop_duplicates()) if columns else 1
+    count = _distinct_rows(frame, columns) if columns else 1
     count = max(count, 1)  # an empty partition is still one partition, and fails the lower bound
     scaled_low, scaled_high = low * count, None if high is None else high * count
     where = f"{count:,} partition{'s' if count != 1 else ''} ({', '.join(columns)})" if columns else "1 partition"
@@ -303,6 +305,13 @@ def _scaled_row_count(per_partition: dict[str, Any], frame: pd.DataFrame) -> tup
         f"{where} in the validated data x {_rows_range(low, high)} rows each = "
         f"{_rows_range(scaled_low, scaled_high)} rows"
     )
+
+
+def _distinct_rows(frame: pd.DataFrame, columns: list[str]) -> int:
+    """``len(frame[columns].drop_duplicates())`` (missing values count as one value) without copying the columns."""
+    if len(columns) == 1:
+        return int(frame[columns[0]].nunique(dropna=False))
+    return int(frame.groupby(columns, dropna=False, observed=True, sort=False).ngroups)
 
 
 def _expectation(kind: str, kwargs: dict[str, Any], why: str, **meta: Any) -> dict[str, Any]:
@@ -326,11 +335,21 @@ def _column_kind(series: pd.Series) -> str:
     if types.is_datetime64_dtype(dtype):
         return "datetime"
     if types.is_string_dtype(dtype) or types.is_object_dtype(dtype):
-        non_null = series.dropna()
-        if len(non_null) and non_null.map(type).eq(str).all():
-            return "text"
-        return "object"
+        return "text" if _all_text(series) else "object"
     return "other"
+
+
+def _all_text(series: pd.Series) -> bool:
+    """At least one value, and every non-missing value a ``str``; checked in slices so that the per-value
+    types never take more than ``_TEXT_CHECK_ROWS`` rows of memory."""
+    seen = False
+    for start in range(0, len(series), _TEXT_CHECK_ROWS):
+        part = series.iloc[start : start + _TEXT_CHECK_ROWS].dropna()
+        if len(part):
+            if not part.map(type).eq(str).all():
+                return False
+            seen = True
+    return seen
 
 
 def _infer_column(
@@ -338,7 +357,8 @@ def _infer_column(
 ) -> list[dict[str, Any]]:
     kind = _column_kind(series)
     found = [_expectation("expect_column_to_exist", {"column": column}, "present in the reference")]
-    non_null = series.dropna()
+    # dropna copies the column even when nothing is missing; the column itself serves then.
+    non_null = series.dropna() if series.hasnans else series
     holds_time = kind in _TIME_KINDS or (kind in ("text", "categorical") and _holds_dates(non_null))
     type_check = _TYPE_CHECKS.get(kind)
     if type_check:

@@ -82,7 +82,12 @@ def run_validation(
     run_name: str | None = None,
     examples: int = DEFAULT_EXAMPLES,
 ) -> ValidationRun:
-    """Validate ``frame`` (not copied) against ``suite`` in a fresh ephemeral GX context."""
+    """Validate ``frame`` (not copied) against ``suite`` in a fresh ephemeral GX context.
+
+    The returned run holds the verdict and GX's result, not the data: once the caller drops ``frame``, nothing
+    of a size proportional to its rows is left (GX's own working set during the run is a filtered copy of the
+    frame per map expectation, and a boolean mask per map expectation).
+    """
     gx = _import_gx()
     from great_expectations.core.run_identifier import RunIdentifier
 
@@ -103,6 +108,11 @@ def run_validation(
         run_id=RunIdentifier(run_name=run_name or "mlops", run_time=datetime.now(timezone.utc)),
     )
     outcome = summarise_result(result, suite=suite, dataset_uri=dataset_uri, rows=len(frame), examples=examples)
+    # The datasource's execution engine caches every metric it computed (a boolean mask of the whole column per
+    # map expectation) and the batch (the frame). Data Docs render from the stored result alone, so drop the
+    # datasource: what the run keeps no longer grows with rows, and the caller's `del frame` frees the data.
+    del definition, batch_definition, asset, datasource
+    context.data_sources.delete(_DATASOURCE_NAME)
     return ValidationRun(outcome=outcome, context=context, result=result)
 
 
