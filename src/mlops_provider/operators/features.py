@@ -101,11 +101,17 @@ class MaterializeFeaturesOperator(FeastHookMixin):
     :param window_start: start of the window (default: ``data_interval_start``); included.
     :param window_end: end of the window (default: ``data_interval_end``); excluded: a row stamped exactly
         then is written by the window that starts there.
+    :param slice_length: for long windows: materialise in consecutive time slices of this length (a
+        timedelta, seconds, or text such as ``"1d"``), newest first, so memory follows one slice rather than
+        the window. Each finished slice is recorded in the registry; a retry (a killed worker) resumes at
+        the first slice not finished. Default: the window in one piece, through Feast's own materialisation.
+    :param resume: with ``slice_length``, skip slices already recorded for every view (default True); False
+        writes every slice again (e.g. after correcting offline rows in place).
 
     Connection arguments: see ``FeastHookMixin``.
     """
 
-    template_fields: Sequence[str] = ("feature_views", "window_start", "window_end", *FEAST_FIELDS)
+    template_fields: Sequence[str] = ("feature_views", "window_start", "window_end", "slice_length", *FEAST_FIELDS)
     ui_color = "#a6d1ef"
 
     def __init__(
@@ -114,15 +120,20 @@ class MaterializeFeaturesOperator(FeastHookMixin):
         feature_views: Sequence[str] | None = None,
         window_start: Any = None,
         window_end: Any = None,
+        slice_length: timedelta | float | str | None = None,
+        resume: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.feature_views = feature_views
         self.window_start = window_start
         self.window_end = window_end
+        self.slice_length = slice_length
+        self.resume = resume
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.core.features import materialize_window
+        from mlops_provider.core.features.sliced import check_slice_length, materialize_in_slices
 
         window = resolve_window(
             self.window_start,
@@ -142,10 +153,21 @@ class MaterializeFeaturesOperator(FeastHookMixin):
                 "to then. End the window at or before now (by default it is the run's data interval end)."
             )
         views = arguments.optional_list(self.feature_views, "feature_views")
+        sliced = self.slice_length not in (None, "")
+        length = check_slice_length(self.slice_length) if sliced else None
         store = self.feast_hook.get_conn()
-        result = materialize_window(store, window, views)
+        if length is None:
+            result = materialize_window(store, window, views)
+        else:
+            result = materialize_in_slices(
+                store, window, views, slice_length=length, resume=bool(self.resume), on_slice=self._log_slice
+            )
         self.log.info("%s", result.summary())
         return {**result.to_dict(), "project": store.project}
+
+    def _log_slice(self, index: int, part: Any, views: list[Any]) -> None:
+        written = sum(view.values_written for view in views)
+        self.log.info("Slice %d %s done: %d values written, recorded in the registry.", index + 1, part, written)
 
 
 class GetHistoricalFeaturesOperator(FeastHookMixin, DatasetHookMixin):

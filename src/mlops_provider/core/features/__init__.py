@@ -10,6 +10,8 @@ Modules, by concern:
   behind ``WriteGuard``, chosen by ``write_guard_for`` (its docstring explains backfill safety).
 * ``registry``: apply a repository, the registry lock, recording materialisation intervals.
 * ``materialize``: ``materialize_window`` and its result.
+* ``sliced``, ``slice_io``: long windows in time slices (memory of one slice, resumable), and their reads
+  and encoding.
 * ``training_sets``: point-in-time joins.
 * ``freshness``: freshness from the recorded materialisation intervals.
 * ``compat``: every call into Feast's private API, with the check of the Feast version they were tested on.
@@ -48,6 +50,7 @@ from mlops_provider.core.features.registry import (
     record_materialization,
     registry_lock,
 )
+from mlops_provider.core.features.sliced import check_slice_length, materialize_in_slices
 from mlops_provider.core.features.training_sets import (
     DEFAULT_TIMESTAMP_COLUMN,
     ROW_ORDER_COLUMN,
@@ -79,7 +82,9 @@ __all__ = [
     "apply_repository",
     "assess_view_freshness",
     "build_training_set",
+    "check_slice_length",
     "check_freshness",
+    "materialize_in_slices",
     "materialize_window",
     "merge_intervals",
     "record_materialization",

@@ -351,3 +351,89 @@ def apply_plan(store: Any, repo: Any, registry_diff: Any, infra_diff: Any, new_i
 
         to_apply, to_delete, _, _ = extract_objects_for_apply_delete(store.project, store.registry, repo)
         store.apply(to_apply, objects_to_delete=to_delete, partial=False)
+
+
+# -- sliced materialisation: offline reads and conversion outside Feast's engine -----------------------
+
+
+@_checked
+def offline_columns(view: Any, store: Any) -> tuple[list[str], list[str], str, str | None]:
+    """The source columns Feast reads to materialise ``view``: join keys, features, event timestamp, created
+    timestamp (``feast.utils._get_column_names``: source names, before the view's field mapping)."""
+    from feast.utils import _get_column_names
+
+    entities = [store.registry.get_entity(name, store.project) for name in view.entities]
+    join_keys, features, timestamp, created, *_ = _get_column_names(view, entities)
+    return list(join_keys), list(features), timestamp, created
+
+
+@_checked
+def local_parquet_path(source: Any, repo_path: Any) -> str | None:
+    """The local parquet file or folder behind a ``FileSource`` (None for other sources and remote files)."""
+    from feast.infra.offline_stores.file_source import FileSource
+
+    if not isinstance(source, FileSource) or type(source.file_format).__name__ not in ("ParquetFormat", "NoneType"):
+        return None
+    uri = FileSource.get_uri_for_file_path(repo_path, source.path)
+    if "://" in uri and not uri.startswith("file://"):
+        return None
+    return uri.removeprefix("file://")
+
+
+@_checked
+def pull_latest(store: Any, view: Any, start: datetime, end: datetime) -> Any:
+    """Feast's offline read for materialisation (newest row per entity in ``start`` .. ``end``, both included),
+    as an arrow table with the view's field mapping applied."""
+    join_keys, features, timestamp, created = offline_columns(view, store)
+    job = provider_of(store).offline_store.pull_latest_from_table_or_query(
+        config=store.config,
+        data_source=view.batch_source,
+        join_key_columns=join_keys,
+        feature_name_columns=features,
+        timestamp_field=timestamp,
+        created_timestamp_column=created,
+        start_date=start,
+        end_date=end,
+    )
+    table = job.to_arrow()
+    mapping = view.batch_source.field_mapping or {}
+    return table.rename_columns([mapping.get(name, name) for name in table.column_names]) if mapping else table
+
+
+@_checked
+def proto_values(batch: Any, columns: list[tuple[str, Any]]) -> dict[str, list]:
+    """Feast's own per-value conversion of arrow columns to ``ValueProto`` (``_columns_to_proto_values``)."""
+    from feast.utils import _columns_to_proto_values
+
+    return _columns_to_proto_values(batch, columns, allow_missing=False)
+
+
+@_checked
+def feast_online_rows(table: Any, view: Any) -> list:
+    """Feast's ``(entity_key, {feature: value}, event_ts, created_ts)`` rows for an arrow table of ``view``."""
+    from feast.utils import _convert_arrow_to_proto
+
+    join_keys = {entity.name: entity.dtype.to_value_type() for entity in view.entity_columns}
+    return _convert_arrow_to_proto(table, view, join_keys)
+
+
+@_checked
+def serialized_entity_keys(config: Any, join_keys: list[str], values: dict[str, list]) -> list[bytes]:
+    """The online stores' entity key bytes, one per row, from per-column ``ValueProto`` lists."""
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+
+    version = config.entity_key_serialization_version
+    columns = [values[name] for name in join_keys]
+    return [
+        serialize_entity_key(EntityKey(join_keys=join_keys, entity_values=list(row)),
+                             entity_key_serialization_version=version)
+        for row in zip(*columns, strict=True)
+    ]  # fmt: skip
+
+
+def text_and_num(value: Any, with_value_num: bool) -> tuple[Any, Any]:
+    """The SQL online tables' ``value_text`` and ``value_num`` of a ``ValueProto`` (per unique value, unchecked)."""
+    from feast.infra.online_stores.helpers import extract_text_and_num
+
+    return extract_text_and_num(value, with_value_num)

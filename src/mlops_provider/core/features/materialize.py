@@ -64,6 +64,7 @@ class ViewMaterialization:
     values_kept_out: int
     interval_recorded: bool
     seconds: float
+    rows_superseded: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,6 +79,8 @@ class MaterializationResult:
     atomic: bool
     views: list[ViewMaterialization] = field(default_factory=list)
     seconds: float = 0.0
+    slices: int = 1
+    slices_resumed: int = 0
 
     @property
     def values_kept_out(self) -> int:
@@ -101,6 +104,13 @@ class MaterializationResult:
                 f"store already held a newer value; interval "
                 f"{'recorded in' if view.interval_recorded else 'already in'} the registry."
             )
+        if self.slices > 1:
+            superseded = sum(view.rows_superseded for view in self.views)
+            lines.append(
+                f"In {self.slices} time slices, newest first ({self.slices_resumed} already recorded by an earlier "
+                f"try, skipped); {superseded:,} entity rows skipped because a newer slice of this window had "
+                "already written the entity."
+            )
         if self.values_kept_out:
             lines.append(
                 "Values were kept out: this window is older than what is online for those entities (a backfill "
@@ -118,6 +128,8 @@ class MaterializationResult:
             "values_written": sum(view.values_written for view in self.views),
             "values_kept_out": self.values_kept_out,
             "seconds": round(self.seconds, 3),
+            "slices": self.slices,
+            "slices_resumed": self.slices_resumed,
         }
 
 
@@ -135,23 +147,10 @@ def _write_guard(online_store: Any, config: Any) -> WriteGuard:
     return features.write_guard_for(online_store, config)
 
 
-def materialize_window(
-    store: FeatureStore,
-    window: MaterializationWindow,
-    feature_views: Sequence[str] | None = None,
-) -> MaterializationResult:
-    """Materialise ``window`` of ``feature_views`` (default: every online view) without ever replacing a
-    newer online value by an older one, and record the interval in the registry once.
-
-    The window is half-open, ``[start, end)``: a row stamped exactly at ``start`` is written, one stamped
-    exactly at ``end`` is not (the next window writes it). Feast's offline read includes its end, so it is
-    handed the last instant before ``end`` (``compat.offline_read_end``); the registry records the window
-    itself, ``start`` .. ``end``, so consecutive windows' intervals touch and merge. An empty window
-    (``start == end``) reads, writes and records nothing.
-
-    Uses Feast's own per-view materialisation (offline read, dedup to the newest row per entity in the
-    window, conversion) with the online write step replaced by ``write_guard_for``'s guard.
-    """
+def prepare_materialization(
+    store: FeatureStore, feature_views: Sequence[str] | None
+) -> tuple[list[Any], Any, WriteGuard]:
+    """The checks every materialisation makes before writing anything: the views, the provider, the guard."""
     if getattr(store.config.online_store, "type", None) == "remote":
         raise ConfigurationError(
             "The repository uses a remote online store (a Feast feature server); backfill-safe "
@@ -171,10 +170,30 @@ def materialize_window(
             "store from its own workers where the older-row guard cannot run; use the local batch engine "
             "(batch_engine: local in feature_store.yaml) for backfill-safe materialisation."
         )
-    guard = _write_guard(online_store, store.config)
+    return views, provider, _write_guard(online_store, store.config)
+
+
+def materialize_window(
+    store: FeatureStore,
+    window: MaterializationWindow,
+    feature_views: Sequence[str] | None = None,
+) -> MaterializationResult:
+    """Materialise ``window`` of ``feature_views`` (default: every online view) without ever replacing a
+    newer online value by an older one, and record the interval in the registry once.
+
+    The window is half-open, ``[start, end)``: a row stamped exactly at ``start`` is written, one stamped
+    exactly at ``end`` is not (the next window writes it). Feast's offline read includes its end, so it is
+    handed the last instant before ``end`` (``compat.offline_read_end``); the registry records the window
+    itself, ``start`` .. ``end``, so consecutive windows' intervals touch and merge. An empty window
+    (``start == end``) reads, writes and records nothing.
+
+    Uses Feast's own per-view materialisation (offline read, dedup to the newest row per entity in the
+    window, conversion) with the online write step replaced by ``write_guard_for``'s guard.
+    """
+    views, provider, guard = prepare_materialization(store, feature_views)
     result = MaterializationResult(
         window=window,
-        online_store=str(getattr(store.config.online_store, "type", type(online_store).__name__)),
+        online_store=str(getattr(store.config.online_store, "type", type(provider.online_store).__name__)),
         guard=guard.strategy,
         guard_description=guard.description,
         atomic=guard.atomic,

@@ -94,6 +94,13 @@ def _same_instant(a: datetime, b: datetime) -> bool:
     return to_utc(a, name="interval") == to_utc(b, name="interval")
 
 
+def materialized_intervals(store: FeatureStore, view_name: str) -> set[tuple[datetime, datetime]]:
+    """The view's recorded materialisation intervals as aware UTC ``(start, end)`` pairs, read afresh."""
+    store.registry.refresh(store.project)
+    view = _registered_view(store, view_name)
+    return {(to_utc(a, name="interval"), to_utc(b, name="interval")) for a, b in view.materialization_intervals}
+
+
 def record_materialization(store: FeatureStore, view_name: str, window: MaterializationWindow) -> bool:
     """Add ``window`` to the view's materialisation intervals in the registry, once (False: already there)."""
     with registry_lock(store):

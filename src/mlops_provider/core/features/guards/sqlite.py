@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.core.features import compat
-from mlops_provider.core.features.guards.base import WriteGuard
+from mlops_provider.core.features.guards.base import WriteGuard, WriteStats
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,34 @@ class SqliteConditionalUpsert(WriteGuard):
     def write(self, config: Any, table: Any, data: list, progress: Any) -> None:
         import sqlite3
 
+        # Timestamps stored exactly as Feast's registered sqlite3 adapter stores them; rows in primary-key
+        # order, so the merge appends along the B-tree instead of jumping around; streamed into SQLite.
+        # typeshed's sqlite3.adapt overloads all require `proto`, which defaults to PrepareProtocol at run time.
+        written = self.merge(
+            config,
+            table,
+            lambda with_num: compat.encoded_online_rows(config, data, with_num, adapt=sqlite3.adapt),  # type: ignore[arg-type]
+        )
+        self._count(table, data, written)
+
+    def write_encoded(
+        self, config: Any, table: Any, rows: Callable[[bool, Callable[[Any], Any]], Iterable[tuple]], entities: int
+    ) -> int:
+        """Merge rows already encoded as the online table's (``rows(with_value_num, adapt)``, timestamps through
+        ``adapt``) for ``entities`` entity rows; returns and counts the values written."""
+        import sqlite3
+
+        values = len(table.features) * entities
+        # typeshed's sqlite3.adapt overloads all require `proto`, which defaults to PrepareProtocol at run time.
+        written = self.merge(config, table, lambda with_num: rows(with_num, sqlite3.adapt))  # type: ignore[arg-type]
+        stats = self.stats.setdefault(table.name, WriteStats())
+        stats.rows += entities
+        stats.values += values
+        stats.values_written += written
+        return written
+
+    def merge(self, config: Any, table: Any, encode: Callable[[bool], Iterable[tuple]]) -> int:
+        """Stage ``encode(with_value_num)``'s rows, then merge them under the write lock; the values written."""
         conn = compat.sql_connection(self.online_store, config)
         table_name = compat.online_table_name(config, table)
         quoted = '"' + table_name.replace('"', '""') + '"'
@@ -52,11 +81,7 @@ class SqliteConditionalUpsert(WriteGuard):
             f"{', '.join(f'{c} = excluded.{c}' for c in columns[2:])} "
             f"WHERE {quoted}.event_ts IS NULL OR excluded.event_ts >= {quoted}.event_ts"
         )
-        # Timestamps stored exactly as Feast's registered sqlite3 adapter stores them; rows in primary-key
-        # order, so the merge appends along the B-tree instead of jumping around; streamed into SQLite.
-        # typeshed's sqlite3.adapt overloads all require `proto`, which defaults to PrepareProtocol at run time.
-        rows = compat.encoded_online_rows(config, data, with_num, adapt=sqlite3.adapt)  # type: ignore[arg-type]
-
+        rows = encode(with_num)
         # Stage the rows in this connection's private temp database first: filling it takes no lock on the
         # online store, so parallel slices only take turns for the merge, one set-based statement.
         conn.execute("PRAGMA temp_store = MEMORY")
@@ -80,4 +105,4 @@ class SqliteConditionalUpsert(WriteGuard):
         finally:
             conn.execute(f"DROP TABLE IF EXISTS {staged}")
             conn.commit()
-        self._count(table, data, written)
+        return int(written)
