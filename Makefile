@@ -29,9 +29,10 @@ test: install
 	$(PYTEST) tests
 	MLOPS_METADATA_BACKEND=postgres $(PYTEST) tests -m airflow_db $(PYTEST_OK_IF_EMPTY)
 
-# The fast layer: every test that needs neither the metadata database nor the production-shape stack.
+# The fast layer: every test that needs neither the metadata database nor the production-shape stack, nor
+# data large enough to measure memory bounds.
 test-fast: install
-	$(PYTEST) tests -m "not airflow_db and not system"
+	$(PYTEST) tests -m "not airflow_db and not system and not scale"
 
 # Formatting, lint rules and types (configured in pyproject.toml).
 lint: install

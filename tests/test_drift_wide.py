@@ -28,6 +28,8 @@ from mlops_provider.core.drift_wide import (
 )
 from mlops_provider.core.errors import ConfigurationError
 
+pytestmark = pytest.mark.scale  # memory and size: make test runs it, make test-fast does not
+
 COLUMNS = 300
 
 

@@ -125,6 +125,8 @@ from datetime import datetime, timedelta, timezone
 from feast import FeatureStore
 from mlops_provider.core.features import MaterializationWindow, materialize_in_slices, sliced
 
+pytestmark = pytest.mark.scale  # memory and size: make test runs it, make test-fast does not
+
 repo, kill_at = sys.argv[1], int(sys.argv[2])
 recorded = sliced.record_materialization
 calls = []

@@ -20,6 +20,8 @@ import pytest
 from mlops_provider.core import validation
 from mlops_provider.core.datasets import PARTITION_COLUMNS_ATTR
 
+pytestmark = pytest.mark.scale  # memory and size: make test runs it, make test-fast does not
+
 CATEGORIES = ["alpha", "beta", "gamma", "delta", "epsilon"]
 ROWS = 60_000
 
