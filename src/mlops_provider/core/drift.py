@@ -82,6 +82,19 @@ class DriftSettings:
                     f"as {DEFAULT_THRESHOLD}, or a distance for distance methods)."
                 )
 
+    def record(self) -> dict[str, Any]:
+        """The methods, thresholds and sizes a result records it was judged with."""
+        return {
+            "num_method": self.num_method,
+            "cat_method": self.cat_method,
+            "num_threshold": self.num_threshold,
+            "cat_threshold": self.cat_threshold,
+            "per_column_method": dict(self.per_column_method),
+            "per_column_threshold": dict(self.per_column_threshold),
+            "drift_share": self.drift_share,
+            "max_rows": self.max_rows,
+        }
+
     def method_for(self, column: str, column_type: str) -> tuple[str, float]:
         default_method = self.num_method if column_type == NUMERICAL else self.cat_method
         default_threshold = self.num_threshold if column_type == NUMERICAL else self.cat_threshold
@@ -282,16 +295,7 @@ def detect_drift(reference: pd.DataFrame, current: pd.DataFrame, settings: Drift
             "current": len(current_sample),
             "sampled": len(reference_sample) < len(reference) or len(current_sample) < len(current),
         },
-        settings={
-            "num_method": settings.num_method,
-            "cat_method": settings.cat_method,
-            "num_threshold": settings.num_threshold,
-            "cat_threshold": settings.cat_threshold,
-            "per_column_method": dict(settings.per_column_method),
-            "per_column_threshold": dict(settings.per_column_threshold),
-            "drift_share": settings.drift_share,
-            "max_rows": settings.max_rows,
-        },
+        settings=settings.record(),
     )
 
 

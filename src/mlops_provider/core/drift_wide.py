@@ -321,16 +321,7 @@ def result_of(
         reference_rows=reference_rows,
         current_rows=current_rows,
         tested_rows=dict(tested_rows),
-        settings={
-            "num_method": settings.num_method,
-            "cat_method": settings.cat_method,
-            "num_threshold": settings.num_threshold,
-            "cat_threshold": settings.cat_threshold,
-            "per_column_method": dict(settings.per_column_method),
-            "per_column_threshold": dict(settings.per_column_threshold),
-            "drift_share": settings.drift_share,
-            "max_rows": settings.max_rows,
-        },
+        settings=settings.record(),
     )
 
 
