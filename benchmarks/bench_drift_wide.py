@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import report  # noqa: E402
+from harness import peak_rss_mb, report  # noqa: E402
 
 ROWS, COLUMNS, ROW_GROUP = 200_000, 1_000, 20_000
 EVIDENTLY_COLUMNS = 100
@@ -86,9 +85,8 @@ def provider_task(folder: Path) -> None:
     result = operator.execute({"ti": ti, "data_interval_start": None, "data_interval_end": None})
     seconds = time.perf_counter() - started
     html = Path(result["report_uri"]).read_bytes()
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"seconds": seconds, "columns": len(result["columns"]), "drifted": result["drifted_columns"],
-                      "html_bytes": len(html), "peak_gb": peak_kb * 1024 / 1e9}), flush=True)  # fmt: skip
+                      "html_bytes": len(html), "peak_gb": peak_rss_mb() * 1024**2 / 1e9}), flush=True)  # fmt: skip
 
 
 def evidently_check(folder: Path) -> tuple[float, list[str]]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -34,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "include" / "feature_repo"))
-from harness import report  # noqa: E402
+from harness import peak_rss_mb, report  # noqa: E402
 
 CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", 83_334))
 DAYS = int(os.environ.get("BENCH_DAYS", 60))
@@ -69,15 +68,6 @@ def child_main(repo: str) -> None:
     """Run in a fresh interpreter: the whole window, then print the result and this process's peak RSS."""
     done = sliced(repo, START, START + timedelta(days=DAYS))
     print(json.dumps({**done, "peak_mb": peak_rss_mb()}), flush=True)
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS. Not ``getrusage``: its ``ru_maxrss`` keeps the parent's peak across fork and
-    exec, and the parent holds the generated data; ``VmHWM`` belongs to this process's own memory map."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def warm_worker() -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from harness import best_time, report  # noqa: E402
+from harness import best_time, peak_rss_mb, report  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_VALIDATION_ROWS", 10_000_000))
 REFERENCE_ROWS = 1_000_000
@@ -157,15 +156,6 @@ def step_main() -> int:
         flush=True,
     )
     return 0 if report("validation_step_vs_direct_gx", provider_best / direct_best, TARGET) else 1
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS. ``ru_maxrss`` would carry the parent's peak across fork and exec; ``VmHWM`` is
-    the high-water mark of this program's own address space."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class _TaskInstance:

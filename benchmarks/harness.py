@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import gc
 import operator
+import resource
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 OPERATORS = {"<=": operator.le, ">=": operator.ge}
 
@@ -33,3 +35,12 @@ def report(name: str, ratio: float, target: float, op: str = "<=") -> bool:
     ok = OPERATORS[op](ratio, target)
     print(f"RESULT {name} ratio={ratio:.3f} target{op}{target:g} {'PASS' if ok else 'FAIL'}", flush=True)
     return ok
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (MB). Not ``getrusage``: its ``ru_maxrss`` keeps the parent's peak
+    across fork and exec, and a benchmark's parent often holds the generated data; ``VmHWM`` is this process's own."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
