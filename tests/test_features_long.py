@@ -23,6 +23,8 @@ from mlops_provider.core import features as core
 from mlops_provider.core.errors import MaterializationWindowError
 from support.feature_repo import make_feature_repo, newest_values, online_values, source_frame
 
+pytestmark = pytest.mark.scale  # memory and size: make test runs it, make test-fast does not
+
 UTC = timezone.utc
 START = datetime(2026, 1, 1, tzinfo=UTC)
 VIEWS = {
@@ -124,8 +126,6 @@ import os, signal, sys
 from datetime import datetime, timedelta, timezone
 from feast import FeatureStore
 from mlops_provider.core.features import MaterializationWindow, materialize_in_slices, sliced
-
-pytestmark = pytest.mark.scale  # memory and size: make test runs it, make test-fast does not
 
 repo, kill_at = sys.argv[1], int(sys.argv[2])
 recorded = sliced.record_materialization
