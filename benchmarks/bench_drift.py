@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import report  # noqa: E402
+from harness import drift_task, report  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_DRIFT_ROWS", 1_000_000))  # smaller for a quick try; the target is at 1M
 COLUMNS, DRIFTED = 20, 5
@@ -50,24 +50,8 @@ def evidently_drifted(snapshot) -> list[str]:
 
 def provider_task(folder: Path) -> None:
     """A fresh interpreter: the operator's ``execute`` on the two files, timed from before its task-time imports."""
-    from types import SimpleNamespace
-
-    from mlops_provider.operators.drift import DetectDriftOperator
-
-    operator = DetectDriftOperator(
-        task_id="detect_drift",
-        current_uri=str(folder / "current.parquet"),
-        reference_uri=str(folder / "reference.parquet"),
-        on_drift="continue",
-        log_to_mlflow=False,
-        reports_uri=str(folder / "reports"),
-    )
-    ti = SimpleNamespace(
-        dag_id="bench", run_id="bench", task_id="detect_drift", map_index=-1, try_number=1, xcom_push=lambda **_: None
-    )
-    started = time.perf_counter()
-    result = operator.execute({"ti": ti, "data_interval_start": None, "data_interval_end": None})
-    print(json.dumps({"seconds": time.perf_counter() - started, "drifted": result["drifted_columns"]}), flush=True)
+    seconds, result = drift_task(folder)
+    print(json.dumps({"seconds": seconds, "drifted": result["drifted_columns"]}), flush=True)
 
 
 def evidently_task(folder: Path) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import peak_rss_mb, report  # noqa: E402
+from harness import drift_task, peak_rss_mb, report  # noqa: E402
 
 ROWS, COLUMNS, ROW_GROUP = 200_000, 1_000, 20_000
 EVIDENTLY_COLUMNS = 100
@@ -65,25 +65,7 @@ def write_side(path: Path, seed: int, drifted: bool) -> None:
 
 def provider_task(folder: Path) -> None:
     """The child process: DetectDriftOperator's execute on the files, with a stand-in task context."""
-    from types import SimpleNamespace
-
-    from mlops_provider.operators.drift import DetectDriftOperator
-
-    operator = DetectDriftOperator(
-        task_id="detect_drift",
-        current_uri=str(folder / "current.parquet"),
-        reference_uri=str(folder / "reference.parquet"),
-        on_drift="continue",
-        log_to_mlflow=False,
-        reports_uri=str(folder / "reports"),
-    )
-    ti = SimpleNamespace(
-        dag_id="bench", run_id="bench", task_id="detect_drift", map_index=-1, try_number=1,
-        xcom_push=lambda **_: None,
-    )  # fmt: skip
-    started = time.perf_counter()
-    result = operator.execute({"ti": ti, "data_interval_start": None, "data_interval_end": None})
-    seconds = time.perf_counter() - started
+    seconds, result = drift_task(folder)
     html = Path(result["report_uri"]).read_bytes()
     print(json.dumps({"seconds": seconds, "columns": len(result["columns"]), "drifted": result["drifted_columns"],
                       "html_bytes": len(html), "peak_gb": peak_rss_mb() * 1024**2 / 1e9}), flush=True)  # fmt: skip

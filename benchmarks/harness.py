@@ -44,3 +44,26 @@ def peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def drift_task(folder: Path) -> tuple[float, dict]:
+    """``DetectDriftOperator.execute`` on ``folder``'s reference.parquet and current.parquet with a stand-in task
+    context, timed from before its task-time imports: the seconds and the task's result."""
+    from types import SimpleNamespace
+
+    from mlops_provider.operators.drift import DetectDriftOperator
+
+    operator = DetectDriftOperator(
+        task_id="detect_drift",
+        current_uri=str(folder / "current.parquet"),
+        reference_uri=str(folder / "reference.parquet"),
+        on_drift="continue",
+        log_to_mlflow=False,
+        reports_uri=str(folder / "reports"),
+    )
+    ti = SimpleNamespace(
+        dag_id="bench", run_id="bench", task_id="detect_drift", map_index=-1, try_number=1, xcom_push=lambda **_: None
+    )
+    started = time.perf_counter()
+    result = operator.execute({"ti": ti, "data_interval_start": None, "data_interval_end": None})
+    return time.perf_counter() - started, result
