@@ -154,6 +154,14 @@ class DriftResult:
         return "\n".join(lines)
 
 
+def all_null_column(column: str, side: str, rows: int) -> DriftInputError:
+    """The error for a column with no value to test on one side."""
+    return DriftInputError(
+        f"Column {column!r} is entirely null in the {side} data ({rows} rows); a drift test "
+        "on it means nothing. Fix the upstream data or exclude the column."
+    )
+
+
 def resolve_column_types(reference: pd.DataFrame, current: pd.DataFrame, settings: DriftSettings) -> dict[str, str]:
     """Which columns to test and as what type; raises for missing, all-null or mismatched columns."""
     from pandas.api import types as ptypes
@@ -198,10 +206,7 @@ def resolve_column_types(reference: pd.DataFrame, current: pd.DataFrame, setting
         ref, cur = reference[column], current[column]
         for side, series in (("reference", ref), ("current", cur)):
             if len(series) and series.isna().all():  # empty: a schema only (core.drift_wide checks its data)
-                raise DriftInputError(
-                    f"Column {column!r} is entirely null in the {side} data ({len(series)} rows); a drift test "
-                    "on it means nothing. Fix the upstream data or exclude the column."
-                )
+                raise all_null_column(column, side, len(series))
         if column in settings.numerical_columns:
             column_type = NUMERICAL
         elif column in settings.categorical_columns:

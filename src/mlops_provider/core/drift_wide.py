@@ -38,6 +38,7 @@ from mlops_provider.core.drift import (
     ColumnDrift,
     DriftResult,
     DriftSettings,
+    all_null_column,
     resolve_column_types,
     stattest_column,
 )
@@ -414,10 +415,7 @@ def _numbers(column: str, values: pa.ChunkedArray, side: str, *, keep_nan: bool 
     if array.dtype.kind == "f":
         array = array[~np.isnan(array)]
     if array.size == 0:
-        raise DriftInputError(
-            f"Column {column!r} is entirely null in the {side} data ({len(values)} rows); a drift test "
-            "on it means nothing. Fix the upstream data or exclude the column."
-        )
+        raise all_null_column(column, side, len(values))
     return array
 
 
@@ -430,10 +428,7 @@ def _sorted_numbers(column: str, values: pa.ChunkedArray, side: str) -> np.ndarr
     if array.dtype.kind == "f" and array.size and np.isnan(array[-1]):
         array = array[: int(np.searchsorted(array, np.nan, "left"))]
     if array.size == 0:
-        raise DriftInputError(
-            f"Column {column!r} is entirely null in the {side} data ({len(values)} rows); a drift test "
-            "on it means nothing. Fix the upstream data or exclude the column."
-        )
+        raise all_null_column(column, side, len(values))
     return array
 
 
@@ -449,10 +444,7 @@ def _counts(column: str, values: pa.ChunkedArray, side: str) -> pd.Series:
     labels = [_label(v) for v in counted.field("values").to_pylist()]
     counts = pd.Series(counted.field("counts").to_numpy(), index=labels, dtype="int64")
     if counts.empty:
-        raise DriftInputError(
-            f"Column {column!r} is entirely null in the {side} data ({len(values)} rows); a drift test "
-            "on it means nothing. Fix the upstream data or exclude the column."
-        )
+        raise all_null_column(column, side, len(values))
     counts = counts.groupby(level=0, sort=False).sum() if counts.index.has_duplicates else counts
     return counts.sort_values(ascending=False, kind="stable")
 
