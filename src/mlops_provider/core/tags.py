@@ -62,3 +62,11 @@ CARD_STATUS = "mlops.card.status"
 CARD_TRIGGER = "mlops.card.trigger"
 CARD_URI = "mlops.card.uri"
 CARD_STALE = "mlops.card.stale"
+
+# Online serving and progressive rollout (mlops-serve, operators/rollout.py). The aliases the scoring service
+# follows on a registered model, and the registered-model tag that holds the canary's share of requests (a
+# decimal in [0, 1], e.g. "0.1"; absent or "0" means no canary traffic).
+CHAMPION_ALIAS = "champion"
+SHADOW_ALIAS = "shadow"
+CANARY_ALIAS = "canary"
+CANARY_SHARE = "mlops.rollout.canary_share"

@@ -143,7 +143,8 @@ class PlanDriftColumnsOperator(DriftCheck):
     def __init__(self, *, columns_per_task: Any, **kwargs: Any) -> None:
         if arguments.is_literal(columns_per_task):
             columns_per_task_value(columns_per_task)
-        super().__init__(**{**kwargs, "on_drift": "continue"})
+        # Its return value is the list the check maps over, not a dict of results (ResultOperator's default).
+        super().__init__(**{**kwargs, "on_drift": "continue", "multiple_outputs": False})
         self.columns_per_task = columns_per_task
 
     def execute(self, context: Context) -> list[list[str]]:
@@ -299,7 +300,10 @@ def drift_task_group(*, group_id: str = "detect_drift", columns_per_task: Any = 
     common = {k: v for k, v in kwargs.items() if k not in merge_only | mapped_only}
     with TaskGroup(group_id=group_id) as group:
         plan = PlanDriftColumnsOperator(task_id="plan", columns_per_task=columns_per_task, **common)
-        mapped = {k: v for k, v in common.items() if k not in ("columns", "reference_uri", "model_name")}
+        # The parts only write their columns' verdicts: logging to MLflow is the merge's (log_to_mlflow).
+        mapped = {
+            k: v for k, v in common.items() if k not in ("columns", "reference_uri", "model_name", "log_to_mlflow")
+        }
         check = DriftColumnsOperator.partial(
             task_id="check",
             reference_uri=cast(Any, plan.output)[REFERENCE_KEY],
