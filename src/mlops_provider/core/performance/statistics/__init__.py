@@ -82,6 +82,11 @@ are independent; the differences need no particular distribution (CLT on their m
 on 5,000 shared rows of two correlated classifiers (one latent score, each its own noise; they disagree on
 12% of rows): a challenger 2 accuracy points better is promoted in 99% of trials, 2 points worse in none,
 an equally good one in 5% (the significance).
+
+Canary comparison (``compare_estimates``, ``compare_proportions`` in ``unpaired.py``): two versions that answered
+different requests, compared through their estimates' standard errors, with the decision words and
+``min_improvement``/``significance`` of ``compare_paired``; and two rates (error rates) compared with a one-sided
+two-proportion z-test.
 """
 
 from __future__ import annotations
@@ -109,6 +114,12 @@ from mlops_provider.core.performance.statistics.degradation import (
 )
 from mlops_provider.core.performance.statistics.estimates import MetricEstimate, estimate_metric
 from mlops_provider.core.performance.statistics.paired import PairedDecision, PairedEvidence, compare_paired
+from mlops_provider.core.performance.statistics.unpaired import (
+    ProportionTest,
+    UnpairedDecision,
+    compare_estimates,
+    compare_proportions,
+)
 
 __all__ = [
     "CLT",
@@ -129,7 +140,11 @@ __all__ = [
     "MetricEstimate",
     "PairedDecision",
     "PairedEvidence",
+    "ProportionTest",
+    "UnpairedDecision",
+    "compare_estimates",
     "compare_paired",
+    "compare_proportions",
     "degradation_test",
     "estimate_metric",
     "threshold_breaches",
