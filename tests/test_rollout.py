@@ -207,7 +207,8 @@ def rollout_env(mlflow_server, monkeypatch, tmp_path):
     monkeypatch.setenv("MLOPS_WORK_URI", str(tmp_path / "work"))
     from mlops_provider.hooks.mlflow import MlflowHook
 
-    return {"model": model, "tmp": tmp_path, "hook": MlflowHook(), "client": MlflowHook().get_conn()}
+    return {"model": model, "tmp": tmp_path, "hook": MlflowHook(), "client": MlflowHook().get_conn(),
+            "tracking_uri": mlflow_server.url}  # fmt: skip
 
 
 class OutletEvents(dict):
@@ -302,10 +303,11 @@ def day_window(partition: Path) -> list[str]:
     return [day.isoformat(), (day + timedelta(days=1)).isoformat()]
 
 
-def run_rollout_dag(env, challenger: str, shadow_day: Path, canary_day: Path):
+def run_rollout_dag(env, challenger: str, shadow_day: Path, canary_day: Path, service_urls: list[str] = ()):
     from test_reference_dags import load_dags
 
     conf = {
+        "service_urls": list(service_urls),
         "model_name": env["model"], "version": challenger, "gate_metric": "roc_auc", "gate_min_improvement": 0.0,
         "canary_share": 0.3, "soak_hours": 0, "max_soak_hours": 0, "labels_uri": str(env["tmp"] / "labels"),
         "label_column": "churned", "id_columns": IDS, "prediction_log_uri": str(env["tmp"] / "prediction_log"),
@@ -335,6 +337,7 @@ def history_actions(env) -> list[tuple]:
 
 
 def test_reference_dag_promotes_a_better_challenger_through_shadow_and_canary(airflow_db, rollout_env):
+    from support.serving import call, churn_records, predict, start_serving
     from test_reference_dags import states, xcom
 
     env = rollout_env
@@ -345,9 +348,19 @@ def test_reference_dag_promotes_a_better_challenger_through_shadow_and_canary(ai
     write_labels([shadow_day, canary_day], env["tmp"] / "labels", delay_days=2)
     write_log(env, shadow_day, champion=champion, challenger=challenger, mode="shadow")
     write_log(env, canary_day, champion=champion, challenger=challenger, mode="canary")
-
-    run = run_rollout_dag(env, challenger, shadow_day, canary_day)
+    # A real mlops-serve that follows only when the DAG calls its /refresh (its own polling is an hour away).
+    service = start_serving(env["tracking_uri"], env["model"], env["tmp"] / "serve", id_columns=IDS,
+                            refresh_seconds=3600)  # fmt: skip
+    try:
+        run = run_rollout_dag(env, challenger, shadow_day, canary_day, service_urls=[service.url])
+        followed = call(f"{service.url}/version")[1]
+        answer = predict(service.url, [{**churn_records(1)[0], "dt": "2026-03-09"}])
+    finally:
+        service.stop()
     assert str(run.state) == "success", states(run)
+    assert followed["champion"]["version"] == challenger and followed["canary"] is None, followed
+    assert (answer["model_version"], answer["alias"]) == (challenger, "champion")
+    assert [r["refreshed"] for r in xcom(run, "start_canary")["refreshed"]] == [True]
     shadow = xcom(run, "analyse_shadow")
     assert shadow["outcome"] == "promote" and shadow["test"].startswith("paired"), shadow["statement"]
     assert shadow["challenger_rows"] == 1000 and shadow["history_seq"] is None  # a passed stage moves nothing
