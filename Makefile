@@ -26,8 +26,8 @@ $(VENV)/.installed: uv.lock pyproject.toml Makefile
 # The whole suite on a SQLite metadata DB, then the Airflow-database tests again on a fresh PostgreSQL DB.
 test: install
 	@scripts/ensure_chromium.sh
-	$(PYTEST) tests
-	MLOPS_METADATA_BACKEND=postgres $(PYTEST) tests -m airflow_db $(PYTEST_OK_IF_EMPTY)
+	$(PYTEST) tests --durations=25
+	MLOPS_METADATA_BACKEND=postgres $(PYTEST) tests -m airflow_db --durations=10 $(PYTEST_OK_IF_EMPTY)
 
 # The fast layer: every test that needs neither the metadata database nor the production-shape stack, nor
 # data large enough to measure memory bounds.
