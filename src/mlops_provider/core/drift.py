@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -245,6 +246,7 @@ def stattest_column(column: str, column_type: str, method: str, threshold: float
     from evidently.legacy.calculations.stattests.registry import get_stattest
     from evidently.legacy.core import ColumnType
 
+    register_stattests()
     feature_type = ColumnType.Numerical if column_type == NUMERICAL else ColumnType.Categorical
     ref, cur = pd.Series(ref), pd.Series(cur)
     try:
@@ -330,7 +332,24 @@ def render_html_report(
     columns; the verdict of record is ``result``. With ``section`` (e.g. the prediction drift), the page holds
     two groups: "Input drift" (the columns above) and the section, with its note and its own columns.
     """
-    snapshot = _evidently_snapshot(reference, current, result, settings)
+    return render_column_report(reference, current, column_types_of(result), settings, section)
+
+
+def column_types_of(result: DriftResult) -> dict[str, str]:
+    """The tested columns and their types (``numerical`` / ``categorical``), in the result's order."""
+    return {name: column.column_type for name, column in result.columns.items()}
+
+
+def render_column_report(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    column_types: dict[str, str],
+    settings: DriftSettings,
+    section: ReportSection | None = None,
+) -> str:
+    """``render_html_report`` from the tested columns and their types: the page does not depend on the verdicts, so
+    it can be built while the columns are still being tested (``core.drift_wide.check_columns``)."""
+    snapshot = _evidently_snapshot(reference, current, column_types, settings)
     if section is None:
         handle, path = tempfile.mkstemp(suffix=".html", prefix="mlops-drift-")
         os.close(handle)
@@ -346,7 +365,9 @@ def render_html_report(
     widgets = [text_widget(title="", text=section.note)]
     tests = list(snapshot._tests_widgets)
     if section.result is not None and section.reference is not None and section.current is not None:
-        extra = _evidently_snapshot(section.reference, section.current, section.result, section.settings or settings)
+        extra = _evidently_snapshot(
+            section.reference, section.current, column_types_of(section.result), section.settings or settings
+        )
         widgets.extend(extra._widgets)
         tests.extend(extra._tests_widgets)
     groups = [group_widget(title="Input drift", widgets=list(snapshot._widgets)),
@@ -354,17 +375,27 @@ def render_html_report(
     return str(render_widgets([*groups, *tests], as_iframe=False))
 
 
+def import_report_libraries() -> None:
+    """Import what ``render_column_report`` uses (Evidently: seconds), e.g. in a thread while the data is tested."""
+    import evidently.core.metric_types  # noqa: F401
+    import evidently.legacy.renderers.html_widgets  # noqa: F401
+    from evidently import DataDefinition, Dataset, Report  # noqa: F401
+    from evidently.presets import DataDriftPreset  # noqa: F401
+
+    register_stattests()
+
+
 def _evidently_snapshot(
-    reference: pd.DataFrame, current: pd.DataFrame, result: DriftResult, settings: DriftSettings
+    reference: pd.DataFrame, current: pd.DataFrame, column_types: dict[str, str], settings: DriftSettings
 ) -> Any:
-    """Evidently's ``DataDriftPreset`` run on samples of ``report_rows`` per side, the columns typed and tested
-    as ``result`` says."""
+    """Evidently's ``DataDriftPreset`` run on samples of ``report_rows`` per side, the columns typed as
+    ``column_types`` says and tested with ``settings``' methods."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
     register_stattests()
-    columns = list(result.columns)
-    numerical = [c for c, column in result.columns.items() if column.column_type == NUMERICAL]
+    columns = list(column_types)
+    numerical = [c for c, column_type in column_types.items() if column_type == NUMERICAL]
     categorical = [c for c in columns if c not in numerical]
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
     reference_sample = _sample(reference[columns], settings.report_rows, settings.seed)
@@ -389,6 +420,7 @@ def _evidently_snapshot(
 
 
 _REGISTERED = False
+_REGISTERING = threading.Lock()
 
 
 def register_stattests() -> None:
@@ -396,19 +428,22 @@ def register_stattests() -> None:
     global _REGISTERED
     if _REGISTERED:
         return
-    from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
-    from evidently.legacy.core import ColumnType
+    with _REGISTERING:
+        if _REGISTERED:
+            return
+        from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
+        from evidently.legacy.core import ColumnType
 
-    register_stattest(
-        StatTest(
-            name=CHI2_HOMOGENEITY,
-            display_name="chi-square test of homogeneity p_value",
-            allowed_feature_types=[ColumnType.Categorical],
-            default_threshold=DEFAULT_THRESHOLD,
-        ),
-        default_impl=_chi2_homogeneity,
-    )
-    _REGISTERED = True
+        register_stattest(
+            StatTest(
+                name=CHI2_HOMOGENEITY,
+                display_name="chi-square test of homogeneity p_value",
+                allowed_feature_types=[ColumnType.Categorical],
+                default_threshold=DEFAULT_THRESHOLD,
+            ),
+            default_impl=_chi2_homogeneity,
+        )
+        _REGISTERED = True
 
 
 def _chi2_homogeneity(

@@ -70,44 +70,45 @@ def check_sources(
 ) -> SourcesCheck | None:
     """The drift check of ``current_uri`` against ``check``'s reference; None when the current data has no rows.
 
-    Up to ``WIDE_COLUMNS`` tested columns the report is Evidently's (built from ``report_rows`` sampled rows);
-    above, the compact page of ``core.drift_report_wide``.
+    Up to ``WIDE_COLUMNS`` tested columns the report is Evidently's (built from ``report_rows`` sampled rows, kept
+    while the blocks are read, in a thread that imports Evidently while the columns are tested: see
+    ``drift_wide.EvidentlyReport``); above, the compact page of ``core.drift_report_wide`` (no Evidently at all).
     """
-    from mlops_provider.core import drift as drift_core
     from mlops_provider.core.drift_report_wide import render_wide_report
-    from mlops_provider.core.drift_wide import WIDE_COLUMNS, detect_drift_wide, sample_rows
+    from mlops_provider.core.drift_wide import WIDE_COLUMNS, EvidentlyReport, check_columns, merge_parts, plan_columns
 
     with ExitStack() as stack:
         current = open_dataset(check, current_uri, stack)
         if current.rows == 0:
             return None
         reference, reference_info, champion = check._resolve_reference(read=lambda uri: open_dataset(check, uri, stack))
+        types = plan_columns(reference, current, settings)
+        report = EvidentlyReport(types, settings, render=window is None) if len(types) <= WIDE_COLUMNS else None
+        if report is not None:
+            stack.callback(report.cancel)  # the thread stops waiting if the check fails
 
         def progress(done: int, total: int) -> None:
             if total > WIDE_COLUMNS:
                 check.log.info("Drift: tested %d of %d columns", done, total)
 
-        wide = detect_drift_wide(reference, current, settings, progress=progress)
+        part = check_columns(
+            reference, current, types, settings, progress=progress, report_sample=report.submit if report else None
+        )
+        wide = merge_parts([part], settings)
         result = wide.result
         check.log.info("Drift check of %s against %s:\n%s", current_uri, reference_info["uri"], result.summary())
         predictions = None
         if window is not None:
             predictions = check._check_prediction_drift(window, champion, settings)
             check.log.info("%s", predictions.summary())
-        if len(result.columns) > WIDE_COLUMNS:
+        if report is None:
             html = render_wide_report(result, wide.sketches)
             if predictions is not None:
                 html = html.replace(
                     "</body>", f"<h2>Prediction drift</h2><pre>{_escape(predictions.summary())}</pre></body>"
                 )
         else:
-            columns = list(result.columns)
-            frames = [
-                source.read(columns, sample_rows(source.rows, settings.report_rows, seed)).to_pandas()
-                for source, seed in ((reference, settings.seed), (current, settings.seed + 1))
-            ]
-            section = predictions.report_section() if predictions is not None else None
-            html = drift_core.render_html_report(frames[0], frames[1], result, settings, section)
+            html = report.html(predictions.report_section() if predictions is not None else None)
     return SourcesCheck(result, html, reference_info, champion, predictions)
 
 
