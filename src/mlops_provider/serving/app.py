@@ -1,8 +1,9 @@
-"""The service object (follower, journal, shadow worker, metrics) and its FastAPI app.
+"""The service object (follower, journal, shadow worker, batcher, metrics) and its FastAPI app.
 
-``/predict`` runs on the event loop without a thread hop: scoring one row is CPU work of about a millisecond,
-and one worker process scoring inline answers faster than one handing every request to a thread pool. The
-answer is sent only after its row is in the journal (``journal.Journal.append``); shadow scoring is only queued.
+``/predict`` parses and routes a request on the event loop, then hands it to the ``batching.Batcher``: its one
+thread scores everything pending together (no linger: a lone request is scored at once) while the loop keeps
+reading requests. The answer is sent only after its row is in the journal (the batcher appends the whole batch
+before resolving any request); shadow scoring is only queued.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from mlops_provider.core.errors import MlopsError
-from mlops_provider.core.performance.log import SERVED
+from mlops_provider.serving.batching import Batcher, Refused
 from mlops_provider.serving.follower import RegistryFollower
-from mlops_provider.serving.journal import Journal, converter_pool, encode_entry, recover
+from mlops_provider.serving.journal import Journal, converter_pool, recover
 from mlops_provider.serving.metrics import ServingMetrics
-from mlops_provider.serving.payload import BadRequest, missing_features, parse_request, score
+from mlops_provider.serving.payload import BadRequest, missing_features, parse_request
 from mlops_provider.serving.shadow import ShadowScorer
 
 log = logging.getLogger("mlops_provider.serving")
@@ -40,6 +40,7 @@ class ServeConfig:
     rotate_rows: int = 50_000
     rotate_seconds: float = 60.0
     shadow_queue: int = 2048
+    max_batch_rows: int = 256
 
 
 class Service:
@@ -70,6 +71,13 @@ class Service:
             self.metrics,
             max_queue=config.shadow_queue,
         )
+        self.batcher = Batcher(
+            config.model_name,
+            journal=self.journal,
+            shadow_submit=self.shadow.submit,
+            metrics=self.metrics,
+            max_rows=config.max_batch_rows,
+        )
 
     def _count_logged(self, counts: dict[str, int]) -> None:
         for role, rows in counts.items():
@@ -86,11 +94,14 @@ class Service:
             self.journal.executor = self._pool
             self.journal.open()
         self.shadow.start()
+        self.batcher.start()
         self.follower.start()
 
     def stop(self) -> None:
-        """The graceful shutdown: stop following, score the queued shadow work, convert the whole journal."""
+        """The graceful shutdown: stop following, score what is pending and the queued shadow work, convert the
+        whole journal."""
         self.follower.stop()
+        self.batcher.stop()
         self.shadow.stop()
         if self.journal is not None:
             self.journal.close()
@@ -110,11 +121,9 @@ def create_app(service: Service) -> Any:
     model_name = config.model_name
     follower = service.follower
     metrics = service.metrics
-    journal = service.journal
-    shadow = service.shadow
-    logging_on = journal is not None
+    batcher = service.batcher
+    logging_on = service.journal is not None
     request_errors = metrics.errors.labels(model_name, "", "")
-    served_journaled = metrics.journaled_rows.labels(model_name, SERVED)
 
     @asynccontextmanager
     async def lifespan(app: Any):
@@ -163,24 +172,14 @@ def create_app(service: Service) -> Any:
                 },
             )
         try:
-            predictions, probabilities = score(model.model, parsed.frame, model.fast)
-        except (MlopsError, ValueError, TypeError) as error:  # values the model cannot read, e.g. text for a number
+            outcome = await batcher.submit(model, alias, parsed, routing.shadow)
+        except Exception:  # not the request's fault: a 500, counted
             errors.inc()
-            return _json(400, {"detail": f"{model_name} version {model.version} could not score the rows: {error}"})
-        now_us = time.time_ns() // 1000
-        if journal is not None:
-            try:
-                journal.append(
-                    encode_entry(now_us, model.version, SERVED, alias, parsed.ids, predictions, probabilities),
-                    parsed.rows,
-                )
-            except Exception as error:  # no answer that is not in the log
-                errors.inc()
-                log.error("Could not journal a served prediction: %s", error)
-                return _json(503, {"detail": f"The prediction log cannot be written ({error}); nothing was answered."})
-            served_journaled.inc(parsed.rows)
-        if routing.shadow is not None:
-            shadow.submit(routing.shadow, parsed.frame, parsed.ids, now_us)
+            raise
+        if isinstance(outcome, Refused):
+            errors.inc()
+            return _json(outcome.status, {"detail": outcome.detail})
+        predictions, probabilities = outcome.predictions, outcome.probabilities
         answer: dict[str, Any] = {"predictions": predictions}
         if probabilities:
             answer["probabilities"] = probabilities

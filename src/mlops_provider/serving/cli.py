@@ -52,6 +52,9 @@ def parser() -> argparse.ArgumentParser:
         "--log-rotate-seconds", type=float, default=60.0, help="seconds a journal segment stays open at most"
     )
     p.add_argument("--shadow-queue", type=int, default=2048, help="requests waiting for shadow scoring at most")
+    p.add_argument(
+        "--max-batch-rows", type=int, default=256, help="rows scored together at most (requests pending meanwhile)"
+    )
     p.add_argument("--log-level", default="info")
     return p
 
@@ -91,8 +94,8 @@ def build_config(args: argparse.Namespace):
     for name, value in (("--refresh-seconds", args.refresh_seconds), ("--log-rotate-seconds", args.log_rotate_seconds)):
         if not value > 0:
             fail(f"{name}={value} must be a positive number of seconds.")
-    if args.log_rotate_rows < 1 or args.shadow_queue < 1:
-        fail("--log-rotate-rows and --shadow-queue must be at least 1.")
+    if args.log_rotate_rows < 1 or args.shadow_queue < 1 or args.max_batch_rows < 1:
+        fail("--log-rotate-rows, --shadow-queue and --max-batch-rows must be at least 1.")
     journal_dir = args.journal_dir or str(mlops_home() / "serving_journal" / path_segment(model_name))
     started = datetime.now(timezone.utc)
     return ServeConfig(
@@ -106,6 +109,7 @@ def build_config(args: argparse.Namespace):
         rotate_rows=args.log_rotate_rows,
         rotate_seconds=args.log_rotate_seconds,
         shadow_queue=args.shadow_queue,
+        max_batch_rows=args.max_batch_rows,
     )
 
 

@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 # Single-row scoring takes about a millisecond: the buckets resolve that, and the tail up to seconds.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
 class ServingMetrics:
@@ -28,6 +29,13 @@ class ServingMetrics:
             registry=self.registry,
         )
         self.rows = Counter("mlops_serve_rows", "Rows answered.", labels, registry=self.registry)
+        self.batch_rows = Histogram(
+            "mlops_serve_batch_rows",
+            "Rows per scoring batch of /predict (requests that arrived while the previous batch was scored).",
+            ("model",),
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
         self.shadow_latency = Histogram(
             "mlops_serve_shadow_latency_seconds",
             "Time the shadow version took to score one batch of queued requests (off the response path).",

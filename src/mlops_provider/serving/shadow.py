@@ -17,7 +17,7 @@ from typing import Any
 
 from mlops_provider.core.performance.log import SHADOW
 from mlops_provider.core.tags import SHADOW_ALIAS
-from mlops_provider.serving.payload import score
+from mlops_provider.serving.payload import limit_native_threads, score
 from mlops_provider.serving.routing import LoadedModel
 
 log = logging.getLogger("mlops_provider.serving")
@@ -60,11 +60,14 @@ class ShadowScorer:
         self._thread.join(timeout=timeout)
 
     def _run(self) -> None:
-        stopping = False
+        stopping, limited = False, set()
         while not stopping:
             first = self._queue.get()
             if first is None:
                 break
+            if id(first[0]) not in limited:  # a new shadow model: see payload.limit_native_threads
+                limit_native_threads()
+                limited.add(id(first[0]))
             time.sleep(self.linger_seconds)  # let a batch gather; the GIL is free meanwhile
             batch = [first]
             while len(batch) < self.max_batch:
