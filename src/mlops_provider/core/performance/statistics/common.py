@@ -293,6 +293,29 @@ def _upper_tail(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2))
 
 
+def _improvement_test(
+    improvement: float, se: float, min_improvement: float, significance: float
+) -> tuple[float, float, float, float]:
+    """``(z, p, low, high)``: the one-sided z-test that ``improvement`` (standard error ``se``) exceeds
+    ``min_improvement``, and the two-sided (1 - 2 * ``significance``) interval around it, whose low end is above
+    ``min_improvement`` exactly when p < ``significance``."""
+    excess = improvement - min_improvement
+    z = excess / se if se > 0 else (math.copysign(math.inf, excess) if excess else 0.0)
+    half = _z_two_sided(1 - 2 * significance) * se
+    return z, _upper_tail(z), improvement - half, improvement + half
+
+
+def _improvement_verdict(p_value: float, significance: float, min_improvement: float, numbers: str) -> tuple[str, str]:
+    """``("promote" | "reject", reason)`` for a test of ``_improvement_test``, with its ``numbers`` in the reason."""
+    if p_value < significance:
+        return "promote", (
+            f"promote: the challenger is better by more than {min_improvement:g} ({numbers} < {significance:g})."
+        )
+    return "reject", (
+        f"reject: the challenger is not shown better by more than {min_improvement:g} ({numbers} >= {significance:g})."
+    )
+
+
 def _round(value: float) -> float | None:
     """6 significant digits; None for nan/inf (JSON has no such numbers)."""
     value = float(value)

@@ -22,12 +22,12 @@ from mlops_provider.core.performance.statistics.common import (
     _column,
     _fmt,
     _fmt_p,
+    _improvement_test,
+    _improvement_verdict,
     _numbers,
     _Probabilities,
     _probability_matrix,
     _round,
-    _upper_tail,
-    _z_two_sided,
 )
 
 # ---------------------------------------------------------------------------------------- shadow evidence
@@ -229,11 +229,7 @@ def compare_paired(
         improvement = evidence.sum_diff / n
         variance = max((evidence.sum_sq_diff - n * improvement * improvement) / (n - 1), 0.0)
         se = math.sqrt(variance / n)
-        excess = improvement - min_improvement
-        z = excess / se if se > 0 else (math.copysign(math.inf, excess) if excess else 0.0)
-        p_value = _upper_tail(z)
-        half = _z_two_sided(1 - 2 * significance) * se
-        low, high = improvement - half, improvement + half
+        z, p_value, low, high = _improvement_test(improvement, se, min_improvement, significance)
     level = f"{(1 - 2 * significance) * 100:g}%"
     seen = f"{n:,} shared labelled rows over {evidence.windows} window(s)"
     needed = max(min_rows, 2)  # a variance needs two rows
@@ -250,17 +246,7 @@ def compare_paired(
             f"{what} {_fmt(improvement)}, {level} interval {_fmt(low)} to {_fmt(high)}, on {seen}; one-sided "
             f"p {_fmt_p(p_value)}"
         )
-        if p_value < significance:
-            outcome = "promote"
-            reason = (
-                f"promote: the challenger is better by more than {min_improvement:g} ({numbers_} < {significance:g})."
-            )
-        else:
-            outcome = "reject"
-            reason = (
-                f"reject: the challenger is not shown better by more than {min_improvement:g} "
-                f"({numbers_} >= {significance:g})."
-            )
+        outcome, reason = _improvement_verdict(p_value, significance, min_improvement, numbers_)
     return PairedDecision(
         outcome=outcome,
         metric=metric,

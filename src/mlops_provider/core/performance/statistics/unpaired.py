@@ -34,9 +34,10 @@ from mlops_provider.core.performance.statistics.common import (
     _check_number,
     _fmt,
     _fmt_p,
+    _improvement_test,
+    _improvement_verdict,
     _round,
     _upper_tail,
-    _z_two_sided,
 )
 from mlops_provider.core.performance.statistics.estimates import MetricEstimate
 
@@ -119,11 +120,7 @@ def compare_estimates(
     sign = 1.0 if challenger.greater_is_better else -1.0
     improvement = sign * (challenger.value - champion.value)
     se = math.sqrt(challenger.se**2 + champion.se**2)
-    excess = improvement - min_improvement
-    z = excess / se if se > 0 else (math.copysign(math.inf, excess) if excess else 0.0)
-    p_value = _upper_tail(z)
-    half = _z_two_sided(1 - 2 * significance) * se
-    low, high = improvement - half, improvement + half
+    z, p_value, low, high = _improvement_test(improvement, se, min_improvement, significance)
     level = f"{(1 - 2 * significance) * 100:g}%"
     direction = "higher" if sign > 0 else "lower"
     seen = (
@@ -138,17 +135,7 @@ def compare_estimates(
             f"{seen}: improvement {_fmt(improvement)}, {level} interval {_fmt(low)} to {_fmt(high)}, "
             f"{UNPAIRED_Z} z = {z:.2f}, one-sided p {_fmt_p(p_value)}"
         )
-        if p_value < significance:
-            outcome = "promote"
-            reason = (
-                f"promote: the challenger is better by more than {min_improvement:g} ({numbers_} < {significance:g})."
-            )
-        else:
-            outcome = "reject"
-            reason = (
-                f"reject: the challenger is not shown better by more than {min_improvement:g} "
-                f"({numbers_} >= {significance:g})."
-            )
+        outcome, reason = _improvement_verdict(p_value, significance, min_improvement, numbers_)
     return UnpairedDecision(
         outcome=outcome,
         metric=metric,
