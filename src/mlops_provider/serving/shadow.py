@@ -5,7 +5,8 @@ shadow process waits a moment for more to queue up, then scores everything queue
 since a batch of fifty rows costs scikit-learn about what one row costs, and sends back the encoded log lines,
 which the service journals. Scoring in a thread of the service would hold the service's GIL for the whole
 batch: every answer that arrives meanwhile waits (measured by ``bench_serving``: twice the p99). In a process of
-its own, at a lower CPU priority (``nice`` 10), the shadow takes only the CPU the answers leave.
+its own, under the kernel's idle scheduling policy (``SCHED_IDLE``; ``nice`` 10 where that is refused), the shadow
+takes only the CPU time the answers leave.
 
 When the queue is full the request's shadow work is dropped and counted (``mlops_serve_shadow_dropped_total``):
 shadow evidence may thin out under overload, the answers never slow down. Each shadow version is sent to the
@@ -114,10 +115,13 @@ class ShadowScorer:
 
 def shadow_main(requests: Any, results: Any, parent_pid: int, max_batch: int, linger_seconds: float) -> None:
     """Score what ``requests`` brings, send each batch's log lines to ``results``; on None, finish and send None."""
-    try:
-        os.nice(NICE)
-    except OSError:  # only a fairer share of the CPU without it
-        pass
+    try:  # run only on CPU time nothing else wants; where that policy is refused, a lower priority
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        try:
+            os.nice(NICE)
+        except OSError:  # only a fairer share of the CPU without it
+            pass
     from mlops_provider.serving.fastpath import fast_path
     from mlops_provider.serving.payload import limit_native_threads
 
