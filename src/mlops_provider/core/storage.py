@@ -6,8 +6,10 @@ atomic (a temporary file renamed into place), so a reader never sees half a file
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,20 @@ def get_bytes(location: Any, key_or_path: str, s3_client: Any = None) -> bytes:
         return Path(key_or_path).read_bytes()
     except FileNotFoundError as error:
         raise DatasetNotFoundError(f"Nothing at {key_or_path!r}: the file does not exist.") from error
+
+
+@contextlib.contextmanager
+def exclusive_file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block: one holder at a time among
+    processes on this machine, and a waiter wakes the moment the holder lets go (no polling)."""
+    import fcntl
+
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def is_unreachable(error: Exception) -> bool:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.core.features import compat
 from mlops_provider.core.features.windows import MaterializationWindow, to_utc
+from mlops_provider.core.storage import exclusive_file_lock
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -52,15 +53,9 @@ def registry_lock(store: FeatureStore) -> Iterator[None]:
     if path is None or not path.parent.is_dir():
         yield
         return
-    import fcntl
-
     with compat.registry_file_writer(store, _atomic_registry_writer(path)):
-        with open(path.with_name(path.name + ".lock"), "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with exclusive_file_lock(path.with_name(path.name + ".lock")):
+            yield
 
 
 def _atomic_registry_writer(path: Path) -> Any:
