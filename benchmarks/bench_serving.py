@@ -78,8 +78,8 @@ FEATURES = ["tenure_months", "monthly_charges", "support_calls", "plan", "contra
 TRAIN_ROWS = 3000
 PAYLOAD_ROWS = 64
 WARMUP = 100  # requests per side before the first round (JIT-free Python still warms caches, pools, lazy imports)
-ROUNDS = int(os.environ.get("BENCH_SERVING_ROUNDS", 3))
-LATENCY_REQUESTS = int(os.environ.get("BENCH_SERVING_LATENCY_REQUESTS", 200))  # per side and round, 1 connection
+ROUNDS = int(os.environ.get("BENCH_SERVING_ROUNDS", 4))
+LATENCY_REQUESTS = int(os.environ.get("BENCH_SERVING_LATENCY_REQUESTS", 400))  # per side and round, 1 connection
 LOAD_REQUESTS = int(os.environ.get("BENCH_SERVING_LOAD_REQUESTS", 450))  # per side and round, all connections
 CONNECTIONS = 4
 # A phase also ends after this many seconds (with the requests answered so far): a server that answers a few

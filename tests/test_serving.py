@@ -8,6 +8,7 @@ importing skops), so they run in file order: each one sets the aliases it needs 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 import uuid
@@ -16,7 +17,7 @@ import pandas as pd
 import pytest
 
 from mlops_provider.core.prediction import score_frame
-from support.services import BIN
+from support.services import BIN, descendants
 from support.serving import (
     CHURN_ID,
     LoadClient,
@@ -185,6 +186,11 @@ def test_shadow_scores_every_request_and_is_only_logged(service, registry):
         assert prediction == want["prediction"].iloc[0] and probability == pytest.approx(want["probability_1"].iloc[0])
     metrics = call(f"{service.url}/metrics")[1]
     assert f'mlops_serve_shadow_latency_seconds_count{{model="{name}",version="{shadow}"}}' in metrics
+    # A body larger than one socket message reaches the shadow by the slower queue, scored all the same.
+    large = [request_body(n)["dataframe_records"][0] for n in range(31_000, 33_500)]
+    assert len(predict(service.url, large)["predictions"]) == len(large)
+    rows = logged(service, name, set(range(31_000, 33_500)), role="shadow")
+    assert len(rows) == len(large) and set(rows["model_version"]) == {shadow}
 
 
 def test_a_killed_service_loses_no_answered_prediction(service, registry, tmp_path):
@@ -192,7 +198,10 @@ def test_a_killed_service_loses_no_answered_prediction(service, registry, tmp_pa
     url, name, _, _ = registry
     load = LoadClient(service.url, lambda n: request_body(n + 40_000), threads=3).start()
     time.sleep(2.5)
-    service.kill()
+    children = descendants(service.pid)  # the shadow process and multiprocessing's resource tracker
+    assert children
+    os.kill(service.pid, signal.SIGKILL)  # the service process alone, as the kernel's OOM killer would
+    service.popen.wait(timeout=15)
     results = load.stop()
     answered = {n + 40_000 for n, status, _ in results if status == 200}
     assert len(answered) > 20
@@ -207,6 +216,19 @@ def test_a_killed_service_loses_no_answered_prediction(service, registry, tmp_pa
         assert "Recovered journal segment" in again.log_tail(200)
     finally:
         again.stop()
+    deadline = time.monotonic() + 10  # the killed service leaves no process behind
+    while any(map(running, children)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in children if running(pid)]
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a living process (not gone, not a zombie waiting for its new parent to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_an_unknown_model_or_no_champion_exits_with_the_fix(registry):

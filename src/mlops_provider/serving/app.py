@@ -69,6 +69,7 @@ class Service:
             config.model_name,
             self.journal.append if self.journal is not None else None,
             self.metrics,
+            id_columns=config.id_columns,
             max_queue=config.shadow_queue,
         )
         self.batcher = Batcher(

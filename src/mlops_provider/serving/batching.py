@@ -77,7 +77,7 @@ class Batcher:
         model_name: str,
         *,
         journal: Journal | None,
-        shadow_submit: Callable[[LoadedModel, Any, dict, int], None],
+        shadow_submit: Callable[[LoadedModel, bytes, int], None],
         metrics: Any,
         max_rows: int = MAX_ROWS,
     ) -> None:
@@ -182,7 +182,7 @@ class Batcher:
             self._journaled.inc(rows)
         for item, _ in served:
             if item.shadow is not None:
-                self.shadow_submit(item.shadow, item.parsed.frame, item.parsed.ids, now_us)
+                self.shadow_submit(item.shadow, item.parsed.body, now_us)
         return results
 
     def _score_group(self, items: list[Pending]) -> list[Outcome | BaseException]:

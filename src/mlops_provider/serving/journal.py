@@ -38,6 +38,9 @@ log = logging.getLogger("mlops_provider.serving")
 DAG_ID = "mlops-serve"
 SUFFIX = ".journal"
 
+# How often a helper process of the service (converter, shadow) checks that the service is still there.
+PARENT_CHECK_SECONDS = 1.0
+
 
 def encode_entry(
     time_us: int,
@@ -342,16 +345,26 @@ def converter_pool() -> Executor | None:
 
     try:
         return ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_signals
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_converter,
+            initargs=(os.getpid(),),
         )
     except (OSError, ValueError) as error:
         log.warning("No converter process (%s); the journal is converted in the service process.", error)
         return None
 
 
-def _ignore_signals() -> None:
-    """The converter outlives a Ctrl-C or SIGTERM to the process group: the service shuts it down when done."""
+def _start_converter(service_pid: int) -> None:
+    """The converter outlives a Ctrl-C or SIGTERM to the process group (the service shuts it down when done),
+    not the service: when the service is killed, the converter ends too (a conversion it was in the middle of
+    is written whole or not at all, and its segment is recovered at the service's next start)."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    def end_with_the_service() -> None:
+        while os.getppid() == service_pid:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=end_with_the_service, name="mlops-serve-converter-watch", daemon=True).start()

@@ -30,6 +30,7 @@ class ParsedRequest:
     ids: dict[str, list[Any]]
     key: str | None
     rows: int
+    body: bytes = b""  # as received: what the shadow process is sent
 
 
 def parse_request(
@@ -95,7 +96,7 @@ def parse_request(
     key = payload.get("key", header_key)
     if key is None and ids:
         key = "|".join(str(ids[c][0]) for c in id_columns)
-    return ParsedRequest(frame=frame, ids=ids, key=None if key is None else str(key), rows=len(frame))
+    return ParsedRequest(frame=frame, ids=ids, key=None if key is None else str(key), rows=len(frame), body=body)
 
 
 def missing_features(features: tuple[str, ...], frame: Any) -> list[str]:

@@ -1,16 +1,21 @@
-"""Shadow scoring off the response path: a bounded queue to a low-priority process of its own.
+"""Shadow scoring off the response path: request bodies over a socket to a low-priority process of its own.
 
-A request only enqueues its frame (a few microseconds; the pickling happens in the queue's feeder thread). The
-shadow process waits a moment for more to queue up, then scores everything queued in one call per shadow version,
-since a batch of fifty rows costs scikit-learn about what one row costs, and sends back the encoded log lines,
-which the service journals. Scoring in a thread of the service would hold the service's GIL for the whole
-batch: every answer that arrives meanwhile waits (measured by ``bench_serving``: twice the p99). In a process of
-its own, under the kernel's idle scheduling policy (``SCHED_IDLE``; ``nice`` 10 where that is refused), the shadow
-takes only the CPU time the answers leave.
+A request hands its raw body to the shadow process with one non-blocking ``send`` on a Unix ``SOCK_SEQPACKET``
+socket: no pickling and no queue feeder thread competing with the answers for the service's GIL (with a
+multiprocessing queue, that hand-over alone was most of what the shadow cost the p99 in ``bench_serving``). The
+shadow process parses the bodies itself, lets them gather for ``linger_seconds``, then scores everything
+pending in one call per shadow version (a batch of many rows costs scikit-learn about what one row costs, so
+fewer, larger batches take the cores less often) and sends back the encoded log lines, which the service
+journals. Scoring in a thread of the service would hold the service's GIL for the whole batch: every answer
+meanwhile would wait. In a process of its own, under the kernel's idle scheduling policy (``SCHED_IDLE``;
+``nice`` 10 where that is refused), the shadow takes only the CPU time the answers leave.
 
-When the queue is full the request's shadow work is dropped and counted (``mlops_serve_shadow_dropped_total``):
-shadow evidence may thin out under overload, the answers never slow down. Each shadow version is sent to the
-process once, before its first request.
+At most ``max_queue`` requests wait for the shadow (a semaphore the process releases as it scores); beyond that,
+or when the socket's buffer is full, the request's shadow work is dropped and counted
+(``mlops_serve_shadow_dropped_total``): shadow evidence may thin out under overload, the answers never slow
+down. Model objects, and bodies too large for one socket message, go through a multiprocessing queue instead;
+each shadow version is sent once, before its first request. When the service dies the socket closes and the
+shadow process ends.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -25,13 +32,19 @@ from typing import Any
 
 from mlops_provider.core.performance.log import SHADOW
 from mlops_provider.core.tags import SHADOW_ALIAS
+from mlops_provider.serving.journal import PARENT_CHECK_SECONDS
 from mlops_provider.serving.routing import LoadedModel
 
 log = logging.getLogger("mlops_provider.serving")
 
 NICE = 10
-# The shadow process checks this often that the service is still there (a killed service leaves no orphan).
-PARENT_CHECK_SECONDS = 1.0
+# Asked of the kernel for the socket's send buffer; it grants at most net.core.wmem_max.
+SEND_BUFFER_BYTES = 4 << 20
+# How long a request for a version waits for that version's model, which travels on the slower queue.
+MODEL_WAIT_SECONDS = 30.0
+# A socket message: the request's time (microseconds), the length of the version string; then the version, the body.
+HEADER = struct.Struct("<qH")
+END = object()  # one of the two channels into the shadow process is closed
 
 
 class ShadowScorer:
@@ -41,9 +54,10 @@ class ShadowScorer:
         write: Callable[[bytes, int], None] | None,
         metrics: Any,
         *,
+        id_columns: tuple[str, ...] = (),
         max_queue: int = 2048,
         max_batch: int = 256,
-        linger_seconds: float = 0.05,
+        linger_seconds: float = 0.5,
     ) -> None:
         import multiprocessing
 
@@ -51,11 +65,27 @@ class ShadowScorer:
         self.write = write
         self.metrics = metrics
         context = multiprocessing.get_context("spawn")
-        self._requests: Any = context.Queue(maxsize=max_queue)
+        self._sender, self._receiver = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self._sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+        except OSError:  # the kernel's default buffer then
+            pass
+        self._sender.setblocking(False)
+        self._slots = context.BoundedSemaphore(max_queue)
+        self._side: Any = context.Queue()  # models, and bodies too large for one socket message
         self._results: Any = context.Queue()
         self._process = context.Process(
             target=shadow_main,
-            args=(self._requests, self._results, os.getpid(), max_batch, linger_seconds),
+            args=(
+                self._receiver,
+                self._side,
+                self._results,
+                self._slots,
+                os.getpid(),
+                id_columns,
+                max_batch,
+                linger_seconds,
+            ),  # fmt: skip
             name="mlops-serve-shadow",
             daemon=True,
         )
@@ -65,32 +95,42 @@ class ShadowScorer:
 
     def start(self) -> None:
         self._process.start()
+        self._receiver.close()  # the process has its own: when this service dies, the process sees the end
         self._reader.start()
 
-    def submit(self, model: LoadedModel, frame: Any, ids: dict, time_us: int) -> None:
-        try:
-            if model.version not in self._sent:
-                self._requests.put_nowait(("model", model.version, model.model))
-                self._sent.add(model.version)
-            self._requests.put_nowait(("score", model.version, frame, ids, time_us))
-        except queue.Full:
+    def submit(self, model: LoadedModel, body: bytes, time_us: int) -> None:
+        """Queue ``body`` (a request already answered from ``time_us``) for scoring by the shadow ``model``."""
+        if not self._slots.acquire(False):
             self._dropped.inc()
+            return
+        if model.version not in self._sent:
+            self._side.put(("model", model.version, model.model))
+            self._sent.add(model.version)
+        version = model.version.encode()
+        try:
+            self._sender.send(HEADER.pack(time_us, len(version)) + version + body)
+        except BlockingIOError:  # the socket's buffer is full: the shadow is behind
+            self._slots.release()
+            self._dropped.inc()
+        except OSError:  # larger than one socket message can be
+            self._side.put(("score", model.version, body, time_us))
 
     def stop(self, timeout: float = 30.0) -> None:
         """Score what is queued, journal it, then stop (the graceful shutdown, before the journal's last flush)."""
         if self._process.is_alive():
+            self._side.put(None)
             try:
-                self._requests.put(None, timeout=timeout)
-            except queue.Full:
-                log.warning("The shadow queue stayed full for %s s; its pending work is dropped.", timeout)
-                self._process.terminate()
-                self._results.put(None)
+                self._sender.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
         else:
             self._results.put(None)
         self._reader.join(timeout=timeout)
         self._process.join(timeout=timeout)
         if self._process.is_alive():
+            log.warning("The shadow process did not finish its queued work in %s s; it is stopped.", timeout)
             self._process.terminate()
+        self._sender.close()
 
     def _read_results(self) -> None:
         while True:
@@ -113,8 +153,39 @@ class ShadowScorer:
 # -- the shadow process ---------------------------------------------------------------------------------------
 
 
-def shadow_main(requests: Any, results: Any, parent_pid: int, max_batch: int, linger_seconds: float) -> None:
-    """Score what ``requests`` brings, send each batch's log lines to ``results``; on None, finish and send None."""
+class _Models:
+    """The shadow versions' models as they arrive on the side queue; a request can arrive before its model."""
+
+    def __init__(self) -> None:
+        self._models: dict[str, tuple[Any, Any]] = {}
+        self._arrived = threading.Condition()
+
+    def add(self, version: str, model: Any) -> None:
+        from mlops_provider.serving.fastpath import fast_path
+
+        loaded = (model, fast_path(model))
+        with self._arrived:
+            self._models[version] = loaded
+            self._arrived.notify_all()
+
+    def get(self, version: str) -> tuple[Any, Any] | None:
+        with self._arrived:
+            self._arrived.wait_for(lambda: version in self._models, timeout=MODEL_WAIT_SECONDS)
+            return self._models.get(version)
+
+
+def shadow_main(
+    receiver: socket.socket,
+    side: Any,
+    results: Any,
+    slots: Any,
+    parent_pid: int,
+    id_columns: tuple[str, ...],
+    max_batch: int,
+    linger_seconds: float,
+) -> None:
+    """Score the requests that arrive on ``receiver`` and ``side``, send each batch's log lines to ``results``;
+    when both channels have ended (or the socket has and the service is gone), finish and send None."""
     try:  # run only on CPU time nothing else wants; where that policy is refused, a lower priority
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):
@@ -122,42 +193,69 @@ def shadow_main(requests: Any, results: Any, parent_pid: int, max_batch: int, li
             os.nice(NICE)
         except OSError:  # only a fairer share of the CPU without it
             pass
-    from mlops_provider.serving.fastpath import fast_path
     from mlops_provider.serving.payload import limit_native_threads
 
-    models: dict[str, tuple[Any, Any]] = {}
-    stopping = False
-    while not stopping:
+    inbox: queue.Queue = queue.Queue()
+    models = _Models()
+    threading.Thread(target=_read_socket, args=(receiver, inbox), daemon=True).start()
+    threading.Thread(target=_read_side, args=(side, inbox, models), daemon=True).start()
+    limited: set[str] = set()  # versions whose native libraries are loaded and limited in this thread
+    ended = 0
+    while ended < 2:
         try:
-            first = requests.get(timeout=PARENT_CHECK_SECONDS)
+            first = inbox.get(timeout=PARENT_CHECK_SECONDS)
         except queue.Empty:
-            if os.getppid() != parent_pid:
-                return  # the service is gone
+            if ended and os.getppid() != parent_pid:
+                break  # the service is gone: its side queue will never end
             continue
-        if first is None:
-            break
         batch: list[tuple] = []
-        for message in _with_pending(requests, first, max_batch, linger_seconds):
-            if message is None:
-                stopping = True
-            elif message[0] == "model":
-                models[message[1]] = (message[2], fast_path(message[2]))
-                limit_native_threads()  # once scikit-learn's OpenMP runtime is loaded (see limit_native_threads)
+        for message in _with_pending(inbox, first, max_batch, linger_seconds):
+            if message is END:
+                ended += 1
             else:
                 batch.append(message)
         for version, items in _by_version(batch).items():
-            results.put(_score_version(version, models.get(version), items))
+            loaded = models.get(version)
+            if loaded is not None and version not in limited:
+                limit_native_threads()  # once scikit-learn's OpenMP runtime is loaded (see limit_native_threads)
+                limited.add(version)
+            results.put(_score_version(version, loaded, items, id_columns))
+        for _ in batch:
+            slots.release()
     results.put(None)
 
 
-def _with_pending(requests: Any, first: Any, max_batch: int, linger_seconds: float) -> list[Any]:
-    """``first`` and what else is queued after a short wait, up to ``max_batch`` requests (and up to a None)."""
-    if first[0] == "score":
+def _read_socket(receiver: socket.socket, inbox: queue.Queue) -> None:
+    while True:
+        message = receiver.recv(1 << 20)
+        if not message:  # the service shut its end, or died
+            inbox.put(END)
+            return
+        time_us, length = HEADER.unpack_from(message)
+        start = HEADER.size
+        inbox.put((message[start : start + length].decode(), message[start + length :], time_us))
+
+
+def _read_side(side: Any, inbox: queue.Queue, models: _Models) -> None:
+    while True:
+        message = side.get()
+        if message is None:
+            inbox.put(END)
+            return
+        if message[0] == "model":
+            models.add(message[1], message[2])
+        else:
+            inbox.put(message[1:])
+
+
+def _with_pending(inbox: queue.Queue, first: Any, max_batch: int, linger_seconds: float) -> list[Any]:
+    """``first`` and what else arrives after a short wait, up to ``max_batch`` requests."""
+    if first is not END:
         time.sleep(linger_seconds)  # let a batch gather
     messages = [first]
-    while sum(1 for m in messages if m is not None and m[0] == "score") < max_batch and messages[-1] is not None:
+    while len(messages) < max_batch:
         try:
-            messages.append(requests.get_nowait())
+            messages.append(inbox.get_nowait())
         except queue.Empty:
             break
     return messages
@@ -166,44 +264,107 @@ def _with_pending(requests: Any, first: Any, max_batch: int, linger_seconds: flo
 def _by_version(batch: list[tuple]) -> dict[str, list[tuple]]:
     groups: dict[str, list[tuple]] = {}
     for item in batch:
-        groups.setdefault(item[1], []).append(item)
+        groups.setdefault(item[0], []).append(item)
     return groups
 
 
-def _score_version(version: str, loaded: tuple[Any, Any] | None, items: list[tuple]) -> tuple:
-    """``(version, log lines, rows, seconds, errors)`` for one version's requests: one call for all of them; when
-    that fails (one request lacks a column the shadow needs), one call per request, so that only the requests it
-    cannot score go without shadow rows."""
-    import pandas as pd
-
+def _score_version(
+    version: str, loaded: tuple[Any, Any] | None, items: list[tuple], id_columns: tuple[str, ...]
+) -> tuple:
+    """``(version, log lines, rows, seconds, errors)`` for one version's requests (``(version, body, time_us)``):
+    one call per group of requests that share one frame (``_frames``); when that fails (a request lacks a column
+    the shadow needs), one call per request, so that only the requests it cannot score go without shadow rows."""
     from mlops_provider.serving.journal import encode_entry
     from mlops_provider.serving.payload import score
 
     started = time.perf_counter()
-    if loaded is None:  # cannot happen: a version's model is sent before its first request
+    if loaded is None:  # its model never arrived
         return version, b"", 0, 0.0, len(items)
     model, fast = loaded
-    scored: list[tuple[tuple, tuple[list, dict]]] = []
+    frames, errors = _frames(items, id_columns, version)
+    lines: list[bytes] = []
+    rows = 0
+    for frame, parts in frames:
+        try:
+            answers = [score(model, frame, fast)]
+            pieces = [(frame, parts)]
+        except Exception:  # find the requests it cannot score
+            pieces, answers = [], []
+            start = 0
+            for time_us, count in parts:
+                piece = frame.iloc[start : start + count].reset_index(drop=True)
+                start += count
+                try:
+                    answers.append(score(model, piece, fast))
+                except Exception as error:
+                    errors += 1
+                    log.warning("Shadow version %s could not score a request: %s", version, error)
+                    continue
+                pieces.append((piece, [(time_us, count)]))
+        for (piece, piece_parts), (predictions, probabilities) in zip(pieces, answers, strict=True):
+            start = 0
+            for time_us, count in piece_parts:
+                end = start + count
+                ids = _ids(piece, id_columns, start, end)
+                part = {label: values[start:end] for label, values in probabilities.items()}
+                lines.append(encode_entry(time_us, version, SHADOW, SHADOW_ALIAS, ids, predictions[start:end], part))
+                rows += count
+                start = end
+    return version, b"".join(lines), rows, time.perf_counter() - started, errors
+
+
+def _frames(items: list[tuple], id_columns: tuple[str, ...], version: str) -> tuple[list[tuple[Any, list]], int]:
+    """The requests as few frames as can be built exactly, each with its requests' ``(time_us, rows)`` in order,
+    and the number of bodies that could not be read. Records (``dataframe_records``) whose values have the same
+    columns and Python types share one frame: pandas infers for them the dtypes it infers for each request
+    alone, so each row is scored as it would be by itself, and one frame costs a fraction of one per request.
+    Other bodies are read one by one, as the service reads them."""
+    import json
+
+    import pandas as pd
+
+    from mlops_provider.serving.payload import parse_request
+
+    shared: dict[tuple, tuple[list[dict], list[tuple[int, int]]]] = {}
+    frames: list[tuple[Any, list]] = []
     errors = 0
-    try:
-        frame = items[0][2] if len(items) == 1 else pd.concat([i[2] for i in items], ignore_index=True)
-        predictions, probabilities = score(model, frame, fast)
-        start = 0
-        for item in items:
-            rows = len(item[2])
-            part = {label: values[start : start + rows] for label, values in probabilities.items()}
-            scored.append((item, (predictions[start : start + rows], part)))
-            start += rows
-    except Exception:
-        for item in items:
-            try:
-                scored.append((item, score(model, item[2], fast)))
-            except Exception as error:
-                errors += 1
-                log.warning("Shadow version %s could not score a request: %s", version, error)
-    lines = b"".join(
-        encode_entry(time_us, version, SHADOW, SHADOW_ALIAS, ids, predictions, probabilities)
-        for (_, _, _, ids, time_us), (predictions, probabilities) in scored
-    )
-    rows = sum(len(answer[0]) for _, answer in scored)
-    return version, lines, rows, time.perf_counter() - started, errors
+    for _, body, time_us in items:
+        try:
+            records = _records(json.loads(body))
+        except ValueError:  # parse_request names what is wrong
+            records = None
+        if records is not None:
+            signature = _signature(records[0])
+            if all(_signature(record) == signature for record in records[1:]):
+                rows, parts = shared.setdefault(signature, ([], []))
+                rows.extend(records)
+                parts.append((time_us, len(records)))
+                continue
+        try:  # the service parsed and answered it already: this cannot fail but for a model of other columns
+            request = parse_request(body, id_columns=id_columns, require_ids=False, header_key=None)
+        except Exception as error:
+            errors += 1
+            log.warning("Shadow version %s could not read a request: %s", version, error)
+            continue
+        frames.append((request.frame, [(time_us, request.rows)]))
+    for rows, parts in shared.values():
+        frame = pd.DataFrame({column: [value] for column, value in rows[0].items()}) if len(rows) == 1 else None
+        frames.append((frame if frame is not None else pd.DataFrame.from_records(rows), parts))
+    return frames, errors
+
+
+def _records(payload: Any) -> list[dict] | None:
+    records = payload.get("dataframe_records") if isinstance(payload, dict) else None
+    if isinstance(records, list) and records and all(isinstance(record, dict) for record in records):
+        return records
+    return None
+
+
+def _signature(record: dict) -> tuple:
+    return tuple((column, type(value)) for column, value in record.items())
+
+
+def _ids(frame: Any, id_columns: tuple[str, ...], start: int, end: int) -> dict[str, list[Any]]:
+    if not id_columns or any(column not in frame.columns for column in id_columns):
+        return {}
+    return {column: frame[column].iloc[start:end].tolist() for column in id_columns}
