@@ -21,10 +21,11 @@ import pandas as pd
 import pytest
 
 from mlops_provider.core import rollout, tags
+from mlops_provider.core.durations import as_duration
 from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.core.rollout import RolloutSettings, decide_rollout
 from sample_data import write_labels, write_partitions
-from support.task_instance import TaskInstanceStandIn
+from support.task_instance import OutletEventsStandIn, TaskInstanceStandIn
 
 UTC = timezone.utc
 IDS = ["customer_id", "dt"]
@@ -163,7 +164,7 @@ def test_histogram_quantile_interpolates_as_prometheus_does():
         (lambda: RolloutSettings(min_rows=1), "min_labelled_rows=1"),
         (lambda: RolloutSettings(metric="speed"), "primary_metric='speed' is not a live metric"),
         (lambda: RolloutSettings(metric="roc_auc").metric_for("classification", "shadow"), "row by row"),
-        (lambda: rollout.as_duration("a day", "soak_time"), "soak_time='a day'"),
+        (lambda: as_duration("a day", "soak_time"), "soak_time='a day'"),
         (lambda: decide_rollout(
             pd.DataFrame(), mode="shadow", model_name="churn", champion_version="2", challenger_version="2",
             task_type="classification", id_columns=IDS, settings=RolloutSettings(), soak_elapsed=timedelta(0),
@@ -211,20 +212,9 @@ def rollout_env(mlflow_server, monkeypatch, tmp_path):
             "tracking_uri": mlflow_server.url}  # fmt: skip
 
 
-class OutletEvents(dict):
-    def __missing__(self, key):
-        self[key] = Events()
-        return self[key]
-
-
-class Events(list):
-    def add(self, asset, extra=None, **_):
-        self.append((asset.uri, extra))
-
-
 def context(task_id: str, run: str = "manual__rollout") -> dict:
     ti = TaskInstanceStandIn(dag_id="rollout_tests", task_id=task_id, run_id=run)
-    return {"ti": ti, "run_id": run, "outlet_events": OutletEvents()}
+    return {"ti": ti, "run_id": run, "outlet_events": OutletEventsStandIn()}
 
 
 def train(env, data: Path, task_id: str) -> str:

@@ -103,26 +103,6 @@ def check_gate_passed(model_name: str, version: str, version_tags: dict[str, str
         )
 
 
-def as_duration(value: Any, name: str) -> timedelta:
-    """A timedelta from a timedelta or a number of seconds (>= 0)."""
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            pass
-    if isinstance(value, timedelta):
-        duration = value
-    elif isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value):
-        duration = timedelta(seconds=float(value))
-    else:
-        raise ConfigurationError(
-            f"{name}={value!r} is neither a timedelta nor a number of seconds; e.g. timedelta(hours=6)."
-        )
-    if duration < timedelta(0):
-        raise ConfigurationError(f"{name}={value!r} is negative; give a duration >= 0.")
-    return duration
-
-
 @dataclass(frozen=True)
 class RolloutSettings:
     """How the challenger is judged (module docstring); ``metric`` None: accuracy, or rmse for regressors."""

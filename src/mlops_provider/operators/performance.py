@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from mlops_provider import arguments
 from mlops_provider.assets import performance_alias, performance_asset
 from mlops_provider.core import alerts, tags
+from mlops_provider.core.durations import as_duration
 from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.core.reports import browser_url, report_uri, write_report
 from mlops_provider.links.model_card import ModelCardLink
@@ -49,17 +50,7 @@ LIVE_WINDOW_FIELDS: Sequence[str] = (
 
 def as_delay(value: Any) -> timedelta:
     """``label_delay``: a timedelta, or a number of days."""
-    if isinstance(value, timedelta):
-        delay = value
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        delay = timedelta(days=value)
-    else:
-        raise ConfigurationError(
-            f"label_delay={value!r} is neither a timedelta nor a number of days; give e.g. timedelta(days=30) or 30."
-        )
-    if delay < timedelta(0):
-        raise ConfigurationError(f"label_delay={value!r} is negative; labels arrive after the predictions.")
-    return delay
+    return as_duration(value, "label_delay", unit="days", example="timedelta(days=30)")
 
 
 class LiveWindow(MlflowHookMixin, DatasetHookMixin):

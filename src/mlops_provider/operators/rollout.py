@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_provider import arguments
 from mlops_provider.core import tags
+from mlops_provider.core.durations import as_duration
 from mlops_provider.core.errors import ConfigurationError, ServiceUnreachableError
 from mlops_provider.core.rollout import (
     ACTION_PROMOTE,
@@ -24,7 +25,6 @@ from mlops_provider.core.rollout import (
     ROLLBACK,
     SHADOW,
     RolloutSettings,
-    as_duration,
     check_gate_passed,
     check_mode,
     check_share,

@@ -24,7 +24,8 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.core.errors import MaterializationWindowError
+from mlops_provider.core.durations import as_duration
+from mlops_provider.core.errors import ConfigurationError, MaterializationWindowError
 from mlops_provider.core.features import compat
 from mlops_provider.core.features.guards import SqliteConditionalUpsert, WriteStats
 from mlops_provider.core.features.materialize import (
@@ -45,23 +46,14 @@ SliceCallback = Callable[[int, MaterializationWindow, list[ViewMaterialization]]
 def check_slice_length(slice_length: Any) -> timedelta:
     """``slice_length`` as a positive timedelta: a timedelta, seconds, or text such as ``1d``, ``6h``,
     ``PT6H`` (what pandas.Timedelta reads)."""
-    value = slice_length
-    if isinstance(value, str) and value.strip():
-        import pandas as pd
-
-        try:
-            value = pd.Timedelta(value.strip()).to_pytimedelta()
-        except ValueError:
-            value = None
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        value = timedelta(seconds=value)
-    if not isinstance(value, timedelta) or value <= timedelta(0):
+    try:
+        return as_duration(slice_length, "slice_length", positive=True, example="timedelta(days=1)")
+    except ConfigurationError:
         raise MaterializationWindowError(
             f"slice_length={slice_length!r} is not a positive duration; pass a timedelta such as "
             "timedelta(days=1), a number of seconds, or text such as '1d' or '6h' (or leave it unset to "
             "materialise the window in one piece)."
-        )
-    return value
+        ) from None
 
 
 def materialize_in_slices(
