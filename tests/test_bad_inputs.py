@@ -77,6 +77,7 @@ from mlops_provider.sensors.registry import ModelAliasSensor
 from sample_data import churn_frame
 from support import task_instance
 from support.environment import environment
+from support.task_instance import OutletEventsStandIn
 
 UTC = timezone.utc
 DAY1 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -126,22 +127,6 @@ class World:
 
 
 TaskInstanceStandIn = partial(task_instance.TaskInstanceStandIn, dag_id="bad_inputs")
-
-
-class _Events(list):
-    def add(self, asset, extra=None, **_) -> None:
-        self.append((getattr(asset, "uri", asset), extra))
-
-
-class OutletEventsStandIn(dict):
-    """``context["outlet_events"]``: records every Asset event a task would raise."""
-
-    def __missing__(self, key):
-        self[key] = _Events()
-        return self[key]
-
-    def emitted(self) -> list:
-        return [event for events in self.values() for event in events]
 
 
 @dataclass

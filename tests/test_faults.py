@@ -32,6 +32,7 @@ import pytest
 from mlops_provider.core.errors import ServiceUnreachableError
 from sample_data import churn_frame
 from support import services, task_instance
+from support.task_instance import OutletEventsStandIn
 
 pytestmark = pytest.mark.system
 
@@ -41,19 +42,6 @@ LEASE = 3.0  # the promotion lock lease (stale_after) in the lock test
 
 
 TaskInstanceStandIn = partial(task_instance.TaskInstanceStandIn, dag_id="fault_tests")
-
-
-class _Events(list):
-    def add(self, asset: Any, extra: Any = None, **_: Any) -> None:
-        self.append((getattr(asset, "uri", asset), extra))
-
-
-class OutletEventsStandIn(dict):
-    """``context["outlet_events"]``: records every Asset event a task would raise."""
-
-    def __missing__(self, key: Any) -> _Events:
-        self[key] = _Events()
-        return self[key]
 
 
 def context(ti: TaskInstanceStandIn) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from mlops_provider.core import tags
 from sample_data import write_labels, write_partitions
 from support import task_instance
 from support.environment import environment, mlflow_connection
+from support.task_instance import OutletEventsStandIn
 
 UTC = timezone.utc
 MODEL = f"live-churn-{uuid.uuid4().hex[:8]}"
@@ -39,20 +40,9 @@ LOOSE_GATE = {"accuracy": {"min": 0.5}}  # the holdout gate lets the challengers
 TaskInstanceStandIn = partial(task_instance.TaskInstanceStandIn, dag_id="live_tests")
 
 
-class OutletEvents(dict):
-    def __missing__(self, key):
-        self[key] = Events()
-        return self[key]
-
-
-class Events(list):
-    def add(self, asset, extra=None, **_):
-        self.append((asset.uri, extra))
-
-
 def context(task_id: str, day: str | None = None, *, run: str | None = None) -> dict:
     ti = TaskInstanceStandIn(task_id=task_id, run_id=run or f"scheduled__{day or 'x'}T00:00:00+00:00")
-    values = {"ti": ti, "run_id": ti.run_id, "outlet_events": OutletEvents()}
+    values = {"ti": ti, "run_id": ti.run_id, "outlet_events": OutletEventsStandIn()}
     if day:
         start = datetime.fromisoformat(day).replace(tzinfo=UTC)
         values.update(data_interval_start=start, data_interval_end=start + timedelta(days=1))

@@ -18,28 +18,17 @@ from mlops_provider.core import model_card, tags
 from mlops_provider.core.model_card_render import render_html, render_markdown
 from mlops_provider.hooks.mlflow import MlflowHook
 from sample_data import churn_frame
-from support.task_instance import TaskInstanceStandIn
+from support.task_instance import OutletEventsStandIn, TaskInstanceStandIn
 
 HOSTILE = "<script>alert('x')</script>"
 CARD_MD = f"{model_card.CARD_FOLDER}/{model_card.MARKDOWN_NAME}"
 CARD_HTML = f"{model_card.CARD_FOLDER}/{model_card.HTML_NAME}"
 
 
-class _Events(list):
-    def add(self, asset, extra=None, **_) -> None:
-        self.append((getattr(asset, "uri", asset), extra))
-
-
-class _OutletEvents(dict):
-    def __missing__(self, key):
-        self[key] = _Events()
-        return self[key]
-
-
 def context(task_id: str, run: str) -> dict:
     return {
         "ti": TaskInstanceStandIn(dag_id="cards", task_id=task_id, run_id=run),
-        "outlet_events": _OutletEvents(),
+        "outlet_events": OutletEventsStandIn(),
         "dag_run": SimpleNamespace(triggering_user_name="carol", run_id=run),
     }
 

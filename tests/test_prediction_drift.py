@@ -25,7 +25,7 @@ from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.operators.drift import DetectDriftOperator
 from sample_data import churn_frame
 from support.environment import environment, mlflow_connection
-from support.task_instance import TaskInstanceStandIn
+from support.task_instance import OutletEventsStandIn, TaskInstanceStandIn
 
 UTC = timezone.utc
 DAY = datetime(2026, 1, 5, tzinfo=UTC)  # the run's data interval: [DAY, NEXT)
@@ -106,19 +106,6 @@ def log_predictions(
     path.parent.mkdir(parents=True, exist_ok=True)
     rows.to_parquet(path, index=False)
     return path
-
-
-class OutletEvents:
-    """Stands in for ``context["outlet_events"]``: records the Asset events a task raises."""
-
-    def __init__(self) -> None:
-        self.added: list[tuple[Any, dict]] = []
-
-    def __getitem__(self, alias: Any) -> OutletEvents:
-        return self
-
-    def add(self, asset: Any, extra: dict | None = None) -> None:
-        self.added.append((asset, extra or {}))
 
 
 def detect(tmp_path: Path, current: pd.DataFrame, **overrides: Any) -> DetectDriftOperator:
@@ -219,7 +206,7 @@ def test_drifted_inputs_shift_the_predicted_probabilities(champion, tmp_path):
         "data_interval_start": DAY - timedelta(days=1), "data_interval_end": DAY,
     })  # fmt: skip
     assert Path(scored["prediction_log_uri"]).parent.name == f"dt={DAY:%Y-%m-%d}"
-    events = OutletEvents()
+    events = OutletEventsStandIn()
 
     result = run(detect(tmp_path, todays, on_drift="emit", drift_share=0.4, log_to_mlflow=True), outlet_events=events)
     html = report(result)  # before the next run of the same task replaces it
@@ -235,8 +222,8 @@ def test_drifted_inputs_shift_the_predicted_probabilities(champion, tmp_path):
         assert result[key] == inputs_only[key]
     assert result["drifted_columns"] == ["monthly_charges", "plan"]
 
-    [(asset, extra)] = events.added
-    assert asset.uri == f"mlops://drift/{MODEL}"
+    [(uri, extra)] = events.emitted()
+    assert uri == f"mlops://drift/{MODEL}"
     assert extra["prediction_drift"]["drift_detected"] is True
     assert "probability_1" in extra["prediction_drift"]["drifted_columns"]
     assert "columns" not in extra["prediction_drift"], "the event carries the verdict, not every score"

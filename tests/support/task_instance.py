@@ -18,3 +18,22 @@ class TaskInstanceStandIn:
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcoms[key] = value
+
+
+class AssetEvents(list):
+    """The events raised on one outlet of ``OutletEventsStandIn``, as ``(uri, extra)`` pairs."""
+
+    def add(self, asset: Any, extra: Any = None, **_: Any) -> None:
+        self.append((getattr(asset, "uri", asset), extra))
+
+
+class OutletEventsStandIn(dict):
+    """``context["outlet_events"]``: records every Asset event a task would raise, per outlet."""
+
+    def __missing__(self, key: Any) -> AssetEvents:
+        self[key] = AssetEvents()
+        return self[key]
+
+    def emitted(self) -> list[tuple[Any, Any]]:
+        """Every event, on any outlet: ``(uri, extra)``."""
+        return [event for events in self.values() for event in events]
