@@ -32,7 +32,9 @@ Two phases per side:
 The sides take turns, ``ROUNDS`` rounds, the order rotated each round so that machine noise hits all alike; the
 percentiles are over the pooled requests of all rounds, the throughput is the median of the rounds. The shadow
 cost is mlops-serve with the ``shadow`` alias set (and ``/refresh`` called, so it scores every request with
-version 2 as well) against the same process without it, in the same rounds.
+version 2 as well) against the same process without it, in the same rounds. The shadow process scores in
+batches a couple of seconds apart, so before the side without it is measured its last batch is waited for
+(``/metrics``' shadow row count stays put for 3 s), and its first batch belongs to the warm-up.
 
 Targets: mlops-serve's p99 (one connection) <= 0.8 x MLflow's, its throughput (``CONNECTIONS`` connections)
 >= 1.5 x MLflow's, and the shadow adds <= 10% to mlops-serve's p99 (one connection). The client shares the
@@ -410,12 +412,39 @@ def toggle_shadow(tracking_uri: str, serve_url: str, version: str | None) -> Non
         raise RuntimeError(f"mlops-serve did not pick up shadow={version}: /refresh answered {state}")
 
 
+def shadow_rows(serve_url: str) -> float:
+    """The shadow rows mlops-serve has journaled so far (from its ``/metrics``)."""
+    with urllib.request.urlopen(serve_url + "/metrics", timeout=30) as response:
+        text = response.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("mlops_serve_journaled_rows_total{") and 'role="shadow"' in line
+    )
+
+
+def wait_for_shadow_work(serve_url: str, quiet_seconds: float = 3.0, timeout: float = 60.0) -> None:
+    """Wait until the shadow process has journaled everything it was given (its count stays put for
+    ``quiet_seconds``, longer than it lets a batch gather), so that one side's shadow work never runs during
+    the next side's measurement, and the shadow's first batch (its warm-up) is not measured."""
+    deadline = time.monotonic() + timeout
+    last = shadow_rows(serve_url)
+    while time.monotonic() < deadline:
+        time.sleep(quiet_seconds)
+        now = shadow_rows(serve_url)
+        if now == last:
+            return
+        last = now
+
+
 def measure(sides: dict[str, Side], prepare: dict[str, Callable[[], None]]) -> dict[str, Samples]:
     samples = {name: Samples() for name in sides}
     names = list(sides)
     for name in names:  # warm-up, not counted
         prepare[name]()
         run_phase(sides[name], WARMUP, CONNECTIONS)
+        if name == SHADOW:  # the shadow process's first batch is its warm-up too
+            wait_for_shadow_work(sides[name].url)
     for round_ in range(ROUNDS):
         order = names[round_ % len(names) :] + names[: round_ % len(names)]
         for name in order:
@@ -529,7 +558,7 @@ def main() -> int:
         prepare: dict[str, Callable[[], None]] = {MLFLOW: lambda: None}
         if serve is not None:
             serve_url = serve.url
-            prepare[SERVE] = lambda: toggle_shadow(tracking_uri, serve_url, None)
+            prepare[SERVE] = lambda: (toggle_shadow(tracking_uri, serve_url, None), wait_for_shadow_work(serve_url))
             prepare[SHADOW] = lambda: toggle_shadow(tracking_uri, serve_url, shadow)
             toggle_shadow(tracking_uri, serve_url, shadow)  # load the shadow model once before the warm-up
         progress(f"{ROUNDS} rounds of {LATENCY_REQUESTS} requests on 1 connection and {LOAD_REQUESTS} on "

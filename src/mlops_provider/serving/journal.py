@@ -345,7 +345,9 @@ def converter_pool() -> Executor | None:
 
     try:
         return ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_converter,
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_converter,
             initargs=(os.getpid(),),
         )
     except (OSError, ValueError) as error:

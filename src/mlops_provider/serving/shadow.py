@@ -40,11 +40,13 @@ log = logging.getLogger("mlops_provider.serving")
 NICE = 10
 # Asked of the kernel for the socket's send buffer; it grants at most net.core.wmem_max.
 SEND_BUFFER_BYTES = 4 << 20
+# The largest socket message (the shadow process reads each into a buffer of this size); larger bodies go by queue.
+SOCKET_MESSAGE_BYTES = 1 << 18
 # How long a request for a version waits for that version's model, which travels on the slower queue.
 MODEL_WAIT_SECONDS = 30.0
 # A socket message: the request's time (microseconds), the length of the version string; then the version, the body.
 HEADER = struct.Struct("<qH")
-END = object()  # one of the two channels into the shadow process is closed
+END = object()  # the side queue into the shadow process has ended
 
 
 class ShadowScorer:
@@ -56,8 +58,8 @@ class ShadowScorer:
         *,
         id_columns: tuple[str, ...] = (),
         max_queue: int = 2048,
-        max_batch: int = 256,
-        linger_seconds: float = 0.5,
+        max_batch: int = 1024,
+        linger_seconds: float = 2.0,
     ) -> None:
         import multiprocessing
 
@@ -107,12 +109,16 @@ class ShadowScorer:
             self._side.put(("model", model.version, model.model))
             self._sent.add(model.version)
         version = model.version.encode()
+        message = HEADER.pack(time_us, len(version)) + version + body
+        if len(message) > SOCKET_MESSAGE_BYTES:
+            self._side.put(("score", model.version, body, time_us))
+            return
         try:
-            self._sender.send(HEADER.pack(time_us, len(version)) + version + body)
+            self._sender.send(message)
         except BlockingIOError:  # the socket's buffer is full: the shadow is behind
             self._slots.release()
             self._dropped.inc()
-        except OSError:  # larger than one socket message can be
+        except OSError:  # larger than the kernel's socket buffer allows
             self._side.put(("score", model.version, body, time_us))
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -185,7 +191,11 @@ def shadow_main(
     linger_seconds: float,
 ) -> None:
     """Score the requests that arrive on ``receiver`` and ``side``, send each batch's log lines to ``results``;
-    when both channels have ended (or the socket has and the service is gone), finish and send None."""
+    when both channels have ended (or the socket has and the service is gone), finish and send None.
+
+    The socket is read only here, once per batch: after the first request of a batch arrives, the process
+    sleeps ``linger_seconds`` while the kernel holds what else arrives, then takes it all at once. So it wakes
+    once a batch, not once a request (each wake-up takes a core from the answers for a moment)."""
     try:  # run only on CPU time nothing else wants; where that policy is refused, a lower priority
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):
@@ -195,25 +205,32 @@ def shadow_main(
             pass
     from mlops_provider.serving.payload import limit_native_threads
 
-    inbox: queue.Queue = queue.Queue()
+    side_inbox: queue.Queue = queue.Queue()
     models = _Models()
-    threading.Thread(target=_read_socket, args=(receiver, inbox), daemon=True).start()
-    threading.Thread(target=_read_side, args=(side, inbox, models), daemon=True).start()
+    threading.Thread(target=_read_side, args=(side, side_inbox, models), daemon=True).start()
+    receiver.settimeout(PARENT_CHECK_SECONDS)
     limited: set[str] = set()  # versions whose native libraries are loaded and limited in this thread
-    ended = 0
-    while ended < 2:
-        try:
-            first = inbox.get(timeout=PARENT_CHECK_SECONDS)
-        except queue.Empty:
-            if ended and os.getppid() != parent_pid:
-                break  # the service is gone: its side queue will never end
-            continue
+    socket_open, side_open, behind = True, True, False
+    while socket_open or side_open:
         batch: list[tuple] = []
-        for message in _with_pending(inbox, first, max_batch, linger_seconds):
-            if message is END:
-                ended += 1
-            else:
-                batch.append(message)
+        if socket_open:
+            try:
+                first = receiver.recv(SOCKET_MESSAGE_BYTES)
+            except TimeoutError:
+                first = None
+            if first == b"":  # the service shut its end, or died
+                socket_open = False
+            elif first is not None:
+                batch.append(_request(first))
+                if not behind:
+                    time.sleep(linger_seconds)  # let a batch gather in the socket
+                socket_open = _drain_socket(receiver, batch, max_batch)
+                behind = len(batch) >= max_batch  # more is waiting: the next batch starts at once
+        else:
+            time.sleep(min(linger_seconds, PARENT_CHECK_SECONDS))
+        side_open = _drain_side(side_inbox, batch) and side_open
+        if not socket_open and side_open and os.getppid() != parent_pid:
+            side_open = False  # the service is gone: its side queue will never end
         for version, items in _by_version(batch).items():
             loaded = models.get(version)
             if loaded is not None and version not in limited:
@@ -225,40 +242,53 @@ def shadow_main(
     results.put(None)
 
 
-def _read_socket(receiver: socket.socket, inbox: queue.Queue) -> None:
+def _request(message: bytes) -> tuple[str, bytes, int]:
+    """A socket message as ``(version, body, time_us)``."""
+    time_us, length = HEADER.unpack_from(message)
+    start = HEADER.size
+    return message[start : start + length].decode(), message[start + length :], time_us
+
+
+def _drain_socket(receiver: socket.socket, batch: list[tuple], max_batch: int) -> bool:
+    """Append what the socket holds now (up to ``max_batch`` requests in ``batch``), never waiting for more;
+    False once it has ended."""
+    receiver.setblocking(False)  # a socket with a timeout would wait for the next message
+    try:
+        while len(batch) < max_batch:
+            try:
+                message = receiver.recv(SOCKET_MESSAGE_BYTES)
+            except BlockingIOError:
+                return True
+            if not message:
+                return False
+            batch.append(_request(message))
+        return True
+    finally:
+        receiver.settimeout(PARENT_CHECK_SECONDS)
+
+
+def _drain_side(side_inbox: queue.Queue, batch: list[tuple]) -> bool:
+    """Append the requests the side queue brought; False once it has ended."""
     while True:
-        message = receiver.recv(1 << 20)
-        if not message:  # the service shut its end, or died
-            inbox.put(END)
-            return
-        time_us, length = HEADER.unpack_from(message)
-        start = HEADER.size
-        inbox.put((message[start : start + length].decode(), message[start + length :], time_us))
+        try:
+            message = side_inbox.get_nowait()
+        except queue.Empty:
+            return True
+        if message is END:
+            return False
+        batch.append(message)
 
 
-def _read_side(side: Any, inbox: queue.Queue, models: _Models) -> None:
+def _read_side(side: Any, side_inbox: queue.Queue, models: _Models) -> None:
     while True:
         message = side.get()
         if message is None:
-            inbox.put(END)
+            side_inbox.put(END)
             return
         if message[0] == "model":
             models.add(message[1], message[2])
         else:
-            inbox.put(message[1:])
-
-
-def _with_pending(inbox: queue.Queue, first: Any, max_batch: int, linger_seconds: float) -> list[Any]:
-    """``first`` and what else arrives after a short wait, up to ``max_batch`` requests."""
-    if first is not END:
-        time.sleep(linger_seconds)  # let a batch gather
-    messages = [first]
-    while len(messages) < max_batch:
-        try:
-            messages.append(inbox.get_nowait())
-        except queue.Empty:
-            break
-    return messages
+            side_inbox.put(message[1:])
 
 
 def _by_version(batch: list[tuple]) -> dict[str, list[tuple]]:
@@ -302,10 +332,11 @@ def _score_version(
                     continue
                 pieces.append((piece, [(time_us, count)]))
         for (piece, piece_parts), (predictions, probabilities) in zip(pieces, answers, strict=True):
+            id_values = _id_values(piece, id_columns)
             start = 0
             for time_us, count in piece_parts:
                 end = start + count
-                ids = _ids(piece, id_columns, start, end)
+                ids = {column: values[start:end] for column, values in id_values.items()}
                 part = {label: values[start:end] for label, values in probabilities.items()}
                 lines.append(encode_entry(time_us, version, SHADOW, SHADOW_ALIAS, ids, predictions[start:end], part))
                 rows += count
@@ -364,7 +395,8 @@ def _signature(record: dict) -> tuple:
     return tuple((column, type(value)) for column, value in record.items())
 
 
-def _ids(frame: Any, id_columns: tuple[str, ...], start: int, end: int) -> dict[str, list[Any]]:
+def _id_values(frame: Any, id_columns: tuple[str, ...]) -> dict[str, list[Any]]:
+    """The id columns' values of every row of ``frame`` (none when it lacks one), sliced per request after."""
     if not id_columns or any(column not in frame.columns for column in id_columns):
         return {}
-    return {column: frame[column].iloc[start:end].tolist() for column in id_columns}
+    return {column: frame[column].tolist() for column in id_columns}
