@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -292,17 +292,33 @@ def _s3_prefix_exists(s3_client: Any, bucket: str, prefix: str) -> bool:
     return bool(page.get("KeyCount", 0))
 
 
-def _read_bytes_frame(data: bytes | str, name: str, fmt: str, columns: list[str] | None) -> pd.DataFrame:
+def _read_bytes_frame(data: bytes | str, name: str, fmt: str, columns: Collection[str] | None) -> pd.DataFrame:
+    """One file as a frame; with ``columns``, only those of them the file holds, and every column the file holds
+    named in ``attrs[FILE_COLUMNS_ATTR]``."""
     import pandas as pd
 
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        source = io.BytesIO(data) if isinstance(data, bytes) else data
-        return pq.read_table(source, columns=columns).to_pandas()
+        if columns is None:
+            return pq.read_table(source, columns=None).to_pandas()
+        held = [c for c in pq.read_schema(source).names if not c.startswith("__index_level_")]
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+        frame = pq.read_table(source, columns=[c for c in held if c in columns]).to_pandas()
+        frame.attrs[FILE_COLUMNS_ATTR] = held
+        return frame
     compression = "gzip" if name.lower().endswith(".gz") else None
-    source = io.BytesIO(data) if isinstance(data, bytes) else data
-    frame = pd.read_csv(source, usecols=columns, compression=compression)
+    held = []
+
+    def wanted(column: str) -> bool:  # pandas asks once per column of the header: they are all seen here
+        held.append(column)
+        return columns is None or column in columns
+
+    frame = pd.read_csv(source, usecols=wanted, compression=compression)
+    if columns is not None:
+        frame.attrs[FILE_COLUMNS_ATTR] = held
     if len(frame.columns) == 1:
         header = str(frame.columns[0])
         other = next((sep for sep in (";", "\t", "|") if sep in header), None)
@@ -315,6 +331,9 @@ def _read_bytes_frame(data: bytes | str, name: str, fmt: str, columns: list[str]
 
 
 def _read_one(location: DatasetLocation, data_file: _DataFile, fmt: str, columns, s3_client) -> pd.DataFrame:
+    partition_values = _partition_values(data_file.relative_dir)
+    if columns is not None:  # the partition columns always: row counts are judged per partition
+        columns = {*columns, *partition_values}
     try:
         if location.scheme == "s3":
             body = s3_client.get_object(Bucket=location.bucket, Key=data_file.name)["Body"].read()
@@ -335,12 +354,19 @@ def _read_one(location: DatasetLocation, data_file: _DataFile, fmt: str, columns
             "or pass the right format."
         ) from error
     added = []
-    for key, value in _partition_values(data_file.relative_dir).items():
-        if key not in frame.columns and (columns is None or key in columns):
+    for key, value in partition_values.items():
+        if key not in frame.columns:
             frame[key] = value
             added.append(key)
     frame.attrs[PATH_ONLY_COLUMNS_ATTR] = added
+    if FILE_COLUMNS_ATTR in frame.attrs:
+        frame.attrs[FILE_COLUMNS_ATTR] = _union([frame.attrs[FILE_COLUMNS_ATTR], added])
     return frame
+
+
+def _union(lists: Iterable[Iterable[str]]) -> list[str]:
+    """The names in any of ``lists``, each once, in the order first seen."""
+    return list(dict.fromkeys(name for names in lists for name in names))
 
 
 URI_LIST_SEPARATOR = ","
@@ -349,6 +375,8 @@ URI_LIST_SEPARATOR = ","
 PARTITION_COLUMNS_ATTR = "mlops_partition_columns"
 # The partition columns that exist only in the folder names (the files do not hold them).
 PATH_ONLY_COLUMNS_ATTR = "mlops_path_only_columns"
+# Every column of the dataset (files and partition folders), when ``read_dataset`` was asked for some of them.
+FILE_COLUMNS_ATTR = "mlops_file_columns"
 
 
 def partition_columns(frame: pd.DataFrame) -> list[str]:
@@ -366,12 +394,14 @@ def read_dataset(
     *,
     s3_client: Any = None,
     format: str | None = None,  # noqa: A002 - the natural name for callers
-    columns: list[str] | None = None,
+    columns: Collection[str] | None = None,
     allow_empty: bool = False,
 ) -> pd.DataFrame:
     """Read the dataset at ``uri`` into one DataFrame.
 
-    Raises DatasetNotFoundError when nothing is there, EmptyDatasetError when it holds no rows (unless
+    ``columns``: read only these (and the partition columns); those the dataset lacks are left out, for the
+    caller to report, and every column it has is listed in ``attrs[FILE_COLUMNS_ATTR]``. Raises
+    DatasetNotFoundError when nothing is there, EmptyDatasetError when it holds no rows (unless
     ``allow_empty``), UnsupportedFormatError for files that are not parquet or CSV.
     """
     import pandas as pd
@@ -383,6 +413,8 @@ def read_dataset(
         ]
         frame = pd.concat(frames, ignore_index=True)
         frame.attrs[PARTITION_COLUMNS_ATTR] = sorted({c for part in frames for c in partition_columns(part)})
+        if columns is not None:
+            frame.attrs[FILE_COLUMNS_ATTR] = _union(part.attrs.get(FILE_COLUMNS_ATTR, part.columns) for part in frames)
         if frame.empty and not allow_empty:
             raise EmptyDatasetError(
                 f"None of the {len(parts)} datasets {parts[:5]}{'...' if len(parts) > 5 else ''} has rows; "
@@ -396,7 +428,7 @@ def read_dataset(
         files = _list_local(location)
     if not files:
         if allow_empty:
-            return pd.DataFrame(columns=columns or [])
+            return pd.DataFrame()
         raise EmptyDatasetError(
             f"Dataset {uri!r} contains no data files (only empty or hidden files); expected parquet or "
             "CSV part files. Check that the upstream job wrote this partition."
@@ -408,12 +440,15 @@ def read_dataset(
     else:
         frames = [_read_one(location, data_file, fmt, columns, s3_client) for data_file in files]
     path_only = {key for part in frames for key in part.attrs.get(PATH_ONLY_COLUMNS_ATTR, [])}
+    held = _union(part.attrs.get(FILE_COLUMNS_ATTR, part.columns) for part in frames) if columns is not None else []
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     own = _own_partition_values(location)
     for key, value in own.items():
-        if key not in frame.columns and (columns is None or key in columns):
+        if key not in frame.columns:
             frame[key] = value
             path_only.add(key)
+    if columns is not None:
+        frame.attrs[FILE_COLUMNS_ATTR] = _union([held, own])
     keys = set(own) | {key for data_file in files for key in _partition_values(data_file.relative_dir)}
     frame.attrs[PARTITION_COLUMNS_ATTR] = sorted(key for key in keys if key in frame.columns)
     frame.attrs[PATH_ONLY_COLUMNS_ATTR] = sorted(path_only)

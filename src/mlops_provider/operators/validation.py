@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_provider import arguments
 from mlops_provider.core import tags, validation
-from mlops_provider.core.datasets import parse_uri
+from mlops_provider.core.datasets import FILE_COLUMNS_ATTR, parse_uri
 from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.core.reports import browser_url, path_segment, report_uri
 from mlops_provider.links.validation import ValidationReportLink
@@ -164,7 +164,12 @@ class ValidateDataOperator(DatasetHookMixin, MlflowHookMixin):
             else:
                 suite = self._infer(reference, reference_uri, settings)
             del reference
-        frame = storage.read(self.dataset_uri, format=self.dataset_format, allow_empty=True)
+        # Only the columns the suite checks are read (all of them when it is yet to be inferred from the data).
+        columns = suite.columns_read() if suite is not None else None
+        frame = storage.read(self.dataset_uri, format=self.dataset_format, allow_empty=True, columns=columns)
+        if columns is not None:
+            self.log.info("Read %d of the dataset's %d columns: the suite checks no others.", len(frame.columns),
+                          len(frame.attrs.get(FILE_COLUMNS_ATTR, frame.columns)))  # fmt: skip
         if cold_start is not None:
             suite = self._infer_cold_start(frame, *cold_start)
         assert suite is not None

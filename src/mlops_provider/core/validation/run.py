@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from mlops_provider.core.datasets import FILE_COLUMNS_ATTR
 from mlops_provider.core.errors import EmptyDatasetError, ExpectationSuiteError
 from mlops_provider.core.validation._common import _import_gx
 from mlops_provider.core.validation.results import DEFAULT_EXAMPLES, ValidationOutcome, summarise_result
@@ -45,8 +46,10 @@ class ValidationRun:
 
 
 def check_validation_input(frame: pd.DataFrame, suite: ExpectationSuiteSpec, dataset_uri: str) -> None:
-    """Reject data the suite cannot meaningfully validate, before anything is written."""
-    if len(frame.columns) == 0:
+    """Reject data the suite cannot meaningfully validate, before anything is written. ``frame`` may hold only
+    the suite's columns (``read_dataset(columns=...)``): the dataset's own are then in its attrs."""
+    present = {str(column) for column in frame.attrs.get(FILE_COLUMNS_ATTR, frame.columns)}
+    if not present:
         raise EmptyDatasetError(
             f"Dataset {dataset_uri!r} contains no data files (only empty or hidden files); there is nothing to "
             "validate. Check that the upstream job wrote this partition."
@@ -58,7 +61,6 @@ def check_validation_input(frame: pd.DataFrame, suite: ExpectationSuiteSpec, dat
             "with min_value=1 to the suite (an empty partition then fails validation and follows on_failure), "
             "or check the upstream job."
         )
-    present = {str(column) for column in frame.columns}
     asserted = suite.asserted_columns()
     missing = {
         column: types

@@ -37,6 +37,13 @@ _ROW_COUNT_EXPECTATIONS = {
     "expect_table_row_count_to_equal_other_table",
 }
 _COLUMN_KWARGS = ("column", "column_A", "column_B")
+# Expectations whose verdict depends on every column the table has, not only on the ones they name.
+_WHOLE_TABLE_EXPECTATIONS = {
+    "expect_table_columns_to_match_set",
+    "expect_table_columns_to_match_ordered_list",
+    "expect_table_column_count_to_equal",
+    "expect_table_column_count_to_be_between",
+}
 _EXPECTATION_FIELDS = ("type", "kwargs", "meta", "notes", "id", "severity", "description", "rendered_content")
 
 
@@ -91,6 +98,20 @@ class ExpectationSuiteSpec:
                 value = expectation["kwargs"].get(argument)
                 asserted.update([value] if isinstance(value, str) else list(value or []))
         return asserted
+
+    def columns_read(self) -> list[str] | None:
+        """The columns validating this suite reads, or None when it needs every column: an expectation judges
+        the table's set of columns, filters rows by a condition (``row_condition`` may name any column), or names
+        no column and is not a row count (a custom or other table-level expectation)."""
+        columns: list[str] = []
+        for expectation in self.expectations:
+            kind, named = expectation["type"], _columns_of(expectation)
+            if kind in _WHOLE_TABLE_EXPECTATIONS or expectation["kwargs"].get("row_condition"):
+                return None
+            if not named and kind not in _ROW_COUNT_EXPECTATIONS:
+                return None
+            columns.extend(named)
+        return list(dict.fromkeys(columns)) or None
 
     def checks_row_count(self) -> bool:
         return any(t in _ROW_COUNT_EXPECTATIONS for t in self.types)
