@@ -47,7 +47,7 @@ SYSTEM_TEST_ORDER = (
     # The fleet page in the browser, over the champions the fleet tests left (test_ui.py).
     "test_fleet_page_shows_every_catalogued_model_its_champion_runs_and_a_waiting_approval",
     # A drift check split over mapped tasks, on S3 data (test_drift_split_stack.py).
-    "test_split_drift_check_runs_its_column_chunks_side_by_side_on_celery_and_merges_to_one_verdict",
+    "test_split_drift_check_runs_its_column_chunks_as_celery_tasks_and_merges_to_one_verdict",
     # The stack's own faults, once nothing else runs (each waits until the stack is idle).
     "test_triggerer_killed_while_sensors_wait_then_each_wait_resumes_and_fires_once",
     "test_worker_killed_while_training_logs_then_the_retry_registers_one_version",
