@@ -369,6 +369,11 @@ def _union(lists: Iterable[Iterable[str]]) -> list[str]:
     return list(dict.fromkeys(name for names in lists for name in names))
 
 
+def _file_columns(frames: Iterable[pd.DataFrame]) -> list[str]:
+    """Every column the files behind ``frames`` have, each once (the projected reads list theirs in attrs)."""
+    return _union(part.attrs.get(FILE_COLUMNS_ATTR, part.columns) for part in frames)
+
+
 URI_LIST_SEPARATOR = ","
 # ``DataFrame.attrs`` key: the columns that came from ``key=value`` folder names, not from the files. They
 # describe where rows are stored, so training does not take them as features by default.
@@ -414,7 +419,7 @@ def read_dataset(
         frame = pd.concat(frames, ignore_index=True)
         frame.attrs[PARTITION_COLUMNS_ATTR] = sorted({c for part in frames for c in partition_columns(part)})
         if columns is not None:
-            frame.attrs[FILE_COLUMNS_ATTR] = _union(part.attrs.get(FILE_COLUMNS_ATTR, part.columns) for part in frames)
+            frame.attrs[FILE_COLUMNS_ATTR] = _file_columns(frames)
         if frame.empty and not allow_empty:
             raise EmptyDatasetError(
                 f"None of the {len(parts)} datasets {parts[:5]}{'...' if len(parts) > 5 else ''} has rows; "
@@ -440,7 +445,7 @@ def read_dataset(
     else:
         frames = [_read_one(location, data_file, fmt, columns, s3_client) for data_file in files]
     path_only = {key for part in frames for key in part.attrs.get(PATH_ONLY_COLUMNS_ATTR, [])}
-    held = _union(part.attrs.get(FILE_COLUMNS_ATTR, part.columns) for part in frames) if columns is not None else []
+    held = _file_columns(frames) if columns is not None else []
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     own = _own_partition_values(location)
     for key, value in own.items():

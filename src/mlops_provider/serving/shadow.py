@@ -87,7 +87,7 @@ class ShadowScorer:
                 id_columns,
                 max_batch,
                 linger_seconds,
-            ),  # fmt: skip
+            ),
             name="mlops-serve-shadow",
             daemon=True,
         )
