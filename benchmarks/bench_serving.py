@@ -26,7 +26,8 @@ requests after one unmeasured request per connection (a phase also stops after `
 server that answers a few requests a second cannot stretch the run); every request's wall time is recorded.
 Two phases per side:
 
-* latency: one connection, requests back to back (no queueing): p50 and p99 of the request time;
+* latency: one connection, requests back to back (no queueing): p50 and p99 of the request time (mlops-serve,
+  with and without the shadow, gets three times as many requests: see ``SERVE_LATENCY_REQUESTS``);
 * load: ``CONNECTIONS`` connections at once (closed loop): throughput (requests/s), with p50/p99 under load.
 
 The sides take turns, ``ROUNDS`` rounds, the order rotated each round so that machine noise hits all alike; the
@@ -82,6 +83,9 @@ PAYLOAD_ROWS = 64
 WARMUP = 100  # requests per side before the first round (JIT-free Python still warms caches, pools, lazy imports)
 ROUNDS = int(os.environ.get("BENCH_SERVING_ROUNDS", 4))
 LATENCY_REQUESTS = int(os.environ.get("BENCH_SERVING_LATENCY_REQUESTS", 400))  # per side and round, 1 connection
+# mlops-serve with and without the shadow: the shadow's cost is a ratio of two pooled p99s, each set by the
+# slowest 1% of a side's requests, so both sides get more of them; a phase then also spans several shadow batches.
+SERVE_LATENCY_REQUESTS = 3 * LATENCY_REQUESTS
 LOAD_REQUESTS = int(os.environ.get("BENCH_SERVING_LOAD_REQUESTS", 450))  # per side and round, all connections
 CONNECTIONS = 4
 # A phase also ends after this many seconds (with the requests answered so far): a server that answers a few
@@ -449,7 +453,7 @@ def measure(sides: dict[str, Side], prepare: dict[str, Callable[[], None]]) -> d
         order = names[round_ % len(names) :] + names[: round_ % len(names)]
         for name in order:
             prepare[name]()
-            latency = run_phase(sides[name], LATENCY_REQUESTS, 1)
+            latency = run_phase(sides[name], LATENCY_REQUESTS if name == MLFLOW else SERVE_LATENCY_REQUESTS, 1)
             load = run_phase(sides[name], LOAD_REQUESTS, CONNECTIONS)
             kept = samples[name]
             kept.latency += latency.latencies
@@ -561,7 +565,8 @@ def main() -> int:
             prepare[SERVE] = lambda: (toggle_shadow(tracking_uri, serve_url, None), wait_for_shadow_work(serve_url))
             prepare[SHADOW] = lambda: toggle_shadow(tracking_uri, serve_url, shadow)
             toggle_shadow(tracking_uri, serve_url, shadow)  # load the shadow model once before the warm-up
-        progress(f"{ROUNDS} rounds of {LATENCY_REQUESTS} requests on 1 connection and {LOAD_REQUESTS} on "
+        progress(f"{ROUNDS} rounds of {LATENCY_REQUESTS} requests on 1 connection ({SERVE_LATENCY_REQUESTS} for "
+                 f"mlops-serve) and {LOAD_REQUESTS} on "
                  f"{CONNECTIONS} connections per side, after {WARMUP} warm-up requests each; "
                  f"{WORKERS} uvicorn worker per server")  # fmt: skip
         samples = measure(sides, prepare)

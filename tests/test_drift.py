@@ -126,6 +126,23 @@ def test_html_report_is_evidently_with_the_same_methods():
     assert len(html) < 5_000_000
 
 
+def test_html_report_is_the_page_evidently_builds_without_the_widgets_it_skips(monkeypatch):
+    """The report skips the per-column widgets Evidently builds but does not show: the page is unchanged."""
+    import contextlib
+    import re
+
+    from mlops_provider.core import drift
+
+    reference, current = churn_frame(2000, seed=1), churn_frame(2000, seed=2, drift=True)
+    settings = DriftSettings(exclude_columns=["customer_id", "churned"], report_rows=1000)
+    result = detect_drift(reference, current, settings)
+    random_ids = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}")
+    skipped = random_ids.sub("<id>", render_html_report(reference, current, result, settings))
+    monkeypatch.setattr(drift, "_unshown_widgets_skipped", contextlib.nullcontext)
+    built = random_ids.sub("<id>", render_html_report(reference, current, result, settings))
+    assert skipped == built and "monthly_charges" in skipped
+
+
 # -- bad input: clear errors, never a silent "no drift" ------------------------------------------
 
 

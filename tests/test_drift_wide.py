@@ -217,6 +217,30 @@ def test_operator_runs_the_block_engine_and_writes_the_compact_report(frames, tm
     assert "Columns without drift" in html
 
 
+def test_wide_check_never_imports_evidently(frames, tmp_path):
+    """Above ``WIDE_COLUMNS`` the page is the compact one: the task does not spend seconds importing Evidently."""
+    import subprocess
+    import sys
+
+    reference, current = frames
+    reference.to_parquet(tmp_path / "ref.parquet")
+    current.to_parquet(tmp_path / "cur.parquet")
+    script = f"""
+import json, sys
+from types import SimpleNamespace
+from mlops_provider.operators.drift import DetectDriftOperator
+operator = DetectDriftOperator(task_id="detect", current_uri={str(tmp_path / "cur.parquet")!r},
+    reference_uri={str(tmp_path / "ref.parquet")!r}, on_drift="continue", log_to_mlflow=False,
+    reports_uri={str(tmp_path / "reports")!r})
+ti = SimpleNamespace(dag_id="d", run_id="r", task_id="detect", map_index=-1, try_number=1, xcom_push=lambda **_: 0)
+result = operator.execute({{"ti": ti}})
+print(json.dumps({{"columns": len(result["columns"]), "evidently": "evidently" in sys.modules}}))
+"""
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr[-3000:]
+    assert json.loads(child.stdout.strip().splitlines()[-1]) == {"columns": COLUMNS, "evidently": False}
+
+
 def test_split_operators_store_parts_and_merge_one_verdict(frames, tmp_path):
     """The mapped check and the merge, run as Airflow would run them (XComs passed by hand)."""
     from mlops_provider.operators.drift_split import DriftColumnsOperator, MergeDriftOperator, PlanDriftColumnsOperator

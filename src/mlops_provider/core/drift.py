@@ -28,6 +28,8 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -413,10 +415,41 @@ def _evidently_snapshot(
         per_column_threshold=dict(settings.per_column_threshold) or None,
         drift_share=settings.drift_share,
     )
-    return Report([preset]).run(
-        Dataset.from_pandas(current_sample, data_definition=definition),
-        Dataset.from_pandas(reference_sample, data_definition=definition),
-    )
+    with _unshown_widgets_skipped():
+        return Report([preset]).run(
+            Dataset.from_pandas(current_sample, data_definition=definition),
+            Dataset.from_pandas(reference_sample, data_definition=definition),
+        )
+
+
+_SKIPPING_WIDGETS = threading.Lock()
+
+
+@contextmanager
+def _unshown_widgets_skipped() -> Iterator[None]:
+    """While ``DataDriftPreset`` runs, its per-column ``ValueDrift`` metrics build no widgets.
+
+    The preset's page is its own render (the dataset verdict and ``DataDriftTable`` with every column's charts);
+    Evidently still builds each ``ValueDrift`` metric's charts, which no page shows, and that is most of the
+    page's build time. The page is the same without them (``tests/test_drift.py`` compares both). Held under a
+    lock: the switch is the class's, for the process, and a second report must not restore it early.
+    """
+    from evidently.metrics.column_statistics import ValueDriftCalculation
+
+    render = ValueDriftCalculation.__dict__.get("_render")
+    if render is None:  # another Evidently: leave it as it is
+        yield
+        return
+    with _SKIPPING_WIDGETS:
+        ValueDriftCalculation._render = _no_widgets
+        try:
+            yield
+        finally:
+            ValueDriftCalculation._render = render
+
+
+def _no_widgets(*_: Any) -> list[Any]:
+    return []
 
 
 _REGISTERED = False

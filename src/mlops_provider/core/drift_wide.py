@@ -391,30 +391,39 @@ class EvidentlyReport:
     """Evidently's drift page of a check of up to ``WIDE_COLUMNS`` columns, built in a thread of its own.
 
     The page depends on the tested columns, their types and the settings, not on the verdicts, so it need not wait
-    for the tests: the thread imports Evidently (seconds of mostly Python work) while the calling thread reads the
-    blocks and tests the columns (mostly numpy and Arrow, which release the GIL), then builds the page from the
-    sample rows ``check_columns`` hands to ``submit``. ``html()`` waits for it. The modules the column tests use are
-    imported here first, so the two threads never import the same module at once. With ``render=False`` (the page
-    takes a section known only after the tests) the thread only imports, and ``html(section)`` builds the page.
-    If the thread fails, ``html`` builds the page in the calling thread (which raises the error, if it persists).
+    for the tests. Made before the datasets are opened, the thread imports what the column tests use (``ready()``
+    waits for that: the two threads never import the same module at once), then, once ``plan`` names the columns,
+    Evidently (seconds of mostly Python work) while the calling thread reads the blocks and tests the columns
+    (mostly numpy and Arrow, which release the GIL), then builds the page from the sample rows ``check_columns``
+    hands to ``submit``. ``html()`` waits for it. ``cancel()`` (a wide check, or a failed one) stops the thread
+    before Evidently. With ``render=False`` (the page takes a section known only after the tests) the thread only
+    imports, and ``html(section)`` builds the page. If the thread fails, ``html`` builds the page in the calling
+    thread (which raises the error, if it persists).
     """
 
-    def __init__(self, column_types: dict[str, str], settings: DriftSettings, *, render: bool = True) -> None:
+    def __init__(self, settings: DriftSettings, *, render: bool = True) -> None:
         import threading
 
-        import pyarrow.compute  # noqa: F401  # what the column tests import: here, before the thread starts
-        import scipy.special  # noqa: F401
-        import scipy.stats  # noqa: F401
-
-        self.column_types = column_types
         self.settings = settings
+        self.column_types: dict[str, str] = {}
         self._render = render
         self._samples: tuple[pa.Table, pa.Table] | None = None
+        self._test_libraries = threading.Event()
+        self._planned = threading.Event()
         self._submitted = threading.Event()
         self._cancelled = False
         self._html: str | None = None
         self._thread = threading.Thread(target=self._build, name="drift-report", daemon=True)
         self._thread.start()
+
+    def ready(self) -> None:
+        """Wait until the modules the column tests use are imported."""
+        self._test_libraries.wait()
+
+    def plan(self, column_types: dict[str, str]) -> None:
+        """The tested columns and their types: the thread goes on to import Evidently."""
+        self.column_types = column_types
+        self._planned.set()
 
     def submit(self, reference: pa.Table, current: pa.Table) -> None:
         """The report's sample rows of each side (all columns)."""
@@ -422,8 +431,9 @@ class EvidentlyReport:
         self._submitted.set()
 
     def cancel(self) -> None:
-        """Stop the thread waiting for samples that will not come (the check failed)."""
+        """Stop the thread at its next step (no page: a wide check, or the check failed)."""
         self._cancelled = True
+        self._planned.set()
         self._submitted.set()
 
     def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -434,8 +444,17 @@ class EvidentlyReport:
 
     def _build(self) -> None:
         try:
+            import pyarrow.compute  # noqa: F401  # what the column tests use
+            import scipy.special  # noqa: F401
+            import scipy.stats  # noqa: F401
+        finally:
+            self._test_libraries.set()  # the calling thread imports whatever failed here, and raises there
+        try:
             from mlops_provider.core.drift import import_report_libraries, render_column_report
 
+            self._planned.wait()
+            if self._cancelled:
+                return
             import_report_libraries()
             if not self._render:
                 return

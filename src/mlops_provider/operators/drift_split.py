@@ -70,22 +70,28 @@ def check_sources(
 ) -> SourcesCheck | None:
     """The drift check of ``current_uri`` against ``check``'s reference; None when the current data has no rows.
 
-    Up to ``WIDE_COLUMNS`` tested columns the report is Evidently's (built from ``report_rows`` sampled rows, kept
-    while the blocks are read, in a thread that imports Evidently while the columns are tested: see
-    ``drift_wide.EvidentlyReport``); above, the compact page of ``core.drift_report_wide`` (no Evidently at all).
+    Up to ``WIDE_COLUMNS`` tested columns the report is Evidently's, built from ``report_rows`` sampled rows kept
+    while the blocks are read, in a thread started before the data is opened that imports Evidently while the
+    columns are tested (``drift_wide.EvidentlyReport``); above, the compact page of ``core.drift_report_wide``
+    (no Evidently at all).
     """
     from mlops_provider.core.drift_report_wide import render_wide_report
     from mlops_provider.core.drift_wide import WIDE_COLUMNS, EvidentlyReport, check_columns, merge_parts, plan_columns
 
     with ExitStack() as stack:
+        evidently = EvidentlyReport(settings, render=window is None)
+        stack.callback(evidently.cancel)  # the thread stops waiting if the check fails
         current = open_dataset(check, current_uri, stack)
         if current.rows == 0:
             return None
         reference, reference_info, champion = check._resolve_reference(read=lambda uri: open_dataset(check, uri, stack))
         types = plan_columns(reference, current, settings)
-        report = EvidentlyReport(types, settings, render=window is None) if len(types) <= WIDE_COLUMNS else None
+        report = evidently if len(types) <= WIDE_COLUMNS else None
         if report is not None:
-            stack.callback(report.cancel)  # the thread stops waiting if the check fails
+            report.plan(types)
+        else:
+            evidently.cancel()
+        evidently.ready()
 
         def progress(done: int, total: int) -> None:
             if total > WIDE_COLUMNS:
