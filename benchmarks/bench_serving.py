@@ -33,9 +33,10 @@ Two phases per side:
 The sides take turns, ``ROUNDS`` rounds, the order rotated each round so that machine noise hits all alike; the
 percentiles are over the pooled requests of all rounds, the throughput is the median of the rounds. The shadow
 cost is mlops-serve with the ``shadow`` alias set (and ``/refresh`` called, so it scores every request with
-version 2 as well) against the same process without it, in the same rounds. The shadow process scores in
-batches a couple of seconds apart, so before the side without it is measured its last batch is waited for
-(``/metrics``' shadow row count stays put for 3 s), and its first batch belongs to the warm-up.
+version 2 as well) against the same process without it, their one-connection requests in pairs of blocks next
+to each other (``latency_blocks``). The shadow process scores in batches a couple of seconds apart, so before
+each block of either side the last batch is waited for (``/metrics``' shadow row count stays put for 3 s: the
+same pause before both), and its first batch belongs to the warm-up.
 
 Targets: mlops-serve's p99 (one connection) <= 0.8 x MLflow's, its throughput (``CONNECTIONS`` connections)
 >= 1.5 x MLflow's, and the shadow adds <= 10% to mlops-serve's p99 (one connection). The client shares the
@@ -86,6 +87,7 @@ LATENCY_REQUESTS = int(os.environ.get("BENCH_SERVING_LATENCY_REQUESTS", 400))  #
 # mlops-serve with and without the shadow: the shadow's cost is a ratio of two pooled p99s, each set by the
 # slowest 1% of a side's requests, so both sides get more of them; a phase then also spans several shadow batches.
 SERVE_LATENCY_REQUESTS = 3 * LATENCY_REQUESTS
+SHADOW_PAIRS = 3  # per round, see ``latency_blocks``
 LOAD_REQUESTS = int(os.environ.get("BENCH_SERVING_LOAD_REQUESTS", 450))  # per side and round, all connections
 CONNECTIONS = 4
 # A phase also ends after this many seconds (with the requests answered so far): a server that answers a few
@@ -451,22 +453,41 @@ def measure(sides: dict[str, Side], prepare: dict[str, Callable[[], None]]) -> d
             wait_for_shadow_work(sides[name].url)
     for round_ in range(ROUNDS):
         order = names[round_ % len(names) :] + names[: round_ % len(names)]
+        latency: dict[str, list[float]] = {name: [] for name in names}
+        for block in latency_blocks(order):
+            prepare[block]()
+            requests = LATENCY_REQUESTS if block == MLFLOW else SERVE_LATENCY_REQUESTS // SHADOW_PAIRS
+            latency[block] += run_phase(sides[block], requests, 1).latencies
         for name in order:
             prepare[name]()
-            latency = run_phase(sides[name], LATENCY_REQUESTS if name == MLFLOW else SERVE_LATENCY_REQUESTS, 1)
             load = run_phase(sides[name], LOAD_REQUESTS, CONNECTIONS)
             kept = samples[name]
-            kept.latency += latency.latencies
+            kept.latency += latency[name]
             kept.load += load.latencies
             kept.throughput.append(load.throughput)
             progress(
-                f"round {round_ + 1}/{ROUNDS} {name:<22} 1 conn: {len(latency.latencies):4d} req p50 "
-                f"{ms(percentile(latency.latencies, 50))} ms"
-                f"  p99 {ms(percentile(latency.latencies, 99))} ms | {CONNECTIONS} conns: "
+                f"round {round_ + 1}/{ROUNDS} {name:<22} 1 conn: {len(latency[name]):4d} req p50 "
+                f"{ms(percentile(latency[name], 50))} ms"
+                f"  p99 {ms(percentile(latency[name], 99))} ms | {CONNECTIONS} conns: "
                 f"{len(load.latencies):4d} req {load.throughput:6.0f} req/s  "
                 f"p99 {ms(percentile(load.latencies, 99))} ms"
             )
     return samples
+
+
+def latency_blocks(order: list[str]) -> list[str]:
+    """One round's one-connection blocks in ``order``: MLflow's in one; mlops-serve without and with the shadow in
+    ``SHADOW_PAIRS`` pairs of blocks next to each other, which of the two goes first alternating. This machine has
+    slow spells of several seconds: a pair is short enough for a spell to hit both sides alike."""
+    blocks: list[str] = []
+    for name in order:
+        if name == MLFLOW:
+            blocks.append(name)
+        elif len(blocks) == blocks.count(MLFLOW):  # the first mlops-serve side: both sides' pairs go here
+            pair = [name, SHADOW if name == SERVE else SERVE]
+            for index in range(SHADOW_PAIRS):
+                blocks += pair if index % 2 == 0 else pair[::-1]
+    return blocks
 
 
 def print_table(samples: dict[str, Samples]) -> None:
@@ -563,7 +584,9 @@ def main() -> int:
         if serve is not None:
             serve_url = serve.url
             prepare[SERVE] = lambda: (toggle_shadow(tracking_uri, serve_url, None), wait_for_shadow_work(serve_url))
-            prepare[SHADOW] = lambda: toggle_shadow(tracking_uri, serve_url, shadow)
+            # The same pause before both sides: a side measured straight after a request-free wait must not be
+            # compared with one measured straight after a /refresh.
+            prepare[SHADOW] = lambda: (toggle_shadow(tracking_uri, serve_url, shadow), wait_for_shadow_work(serve_url))
             toggle_shadow(tracking_uri, serve_url, shadow)  # load the shadow model once before the warm-up
         progress(f"{ROUNDS} rounds of {LATENCY_REQUESTS} requests on 1 connection ({SERVE_LATENCY_REQUESTS} for "
                  f"mlops-serve) and {LOAD_REQUESTS} on "
