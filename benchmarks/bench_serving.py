@@ -35,8 +35,8 @@ percentiles are over the pooled requests of all rounds, the throughput is the me
 cost is mlops-serve with the ``shadow`` alias set (and ``/refresh`` called, so it scores every request with
 version 2 as well) against the same process without it, their one-connection requests in pairs of blocks next
 to each other (``latency_blocks``). The shadow process scores in batches a couple of seconds apart, so before
-each block of either side the last batch is waited for (``/metrics``' shadow row count stays put for 3 s: the
-same pause before both), and its first batch belongs to the warm-up.
+each block of either side the last batch is waited for (``/metrics``' shadow row count stays put for 2.5 s,
+longer than a batch gathers: the same pause before both), and its first batch belongs to the warm-up.
 
 Targets: mlops-serve's p99 (one connection) <= 0.8 x MLflow's, its throughput (``CONNECTIONS`` connections)
 >= 1.5 x MLflow's, and the shadow adds <= 10% to mlops-serve's p99 (one connection). The client shares the
@@ -429,7 +429,7 @@ def shadow_rows(serve_url: str) -> float:
     )
 
 
-def wait_for_shadow_work(serve_url: str, quiet_seconds: float = 3.0, timeout: float = 60.0) -> None:
+def wait_for_shadow_work(serve_url: str, quiet_seconds: float = 2.5, timeout: float = 60.0) -> None:
     """Wait until the shadow process has journaled everything it was given (its count stays put for
     ``quiet_seconds``, longer than it lets a batch gather), so that one side's shadow work never runs during
     the next side's measurement, and the shadow's first batch (its warm-up) is not measured."""
