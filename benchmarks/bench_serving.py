@@ -27,7 +27,7 @@ server that answers a few requests a second cannot stretch the run); every reque
 Two phases per side:
 
 * latency: one connection, requests back to back (no queueing): p50 and p99 of the request time (mlops-serve,
-  with and without the shadow, gets three times as many requests: see ``SERVE_LATENCY_REQUESTS``);
+  with and without the shadow, gets twice as many requests: see ``SERVE_LATENCY_REQUESTS``);
 * load: ``CONNECTIONS`` connections at once (closed loop): throughput (requests/s), with p50/p99 under load.
 
 The sides take turns, ``ROUNDS`` rounds, the order rotated each round so that machine noise hits all alike; the
@@ -86,8 +86,8 @@ ROUNDS = int(os.environ.get("BENCH_SERVING_ROUNDS", 4))
 LATENCY_REQUESTS = int(os.environ.get("BENCH_SERVING_LATENCY_REQUESTS", 400))  # per side and round, 1 connection
 # mlops-serve with and without the shadow: the shadow's cost is a ratio of two pooled p99s, each set by the
 # slowest 1% of a side's requests, so both sides get more of them; a phase then also spans several shadow batches.
-SERVE_LATENCY_REQUESTS = 3 * LATENCY_REQUESTS
-SHADOW_PAIRS = 3  # per round, see ``latency_blocks``
+SERVE_LATENCY_REQUESTS = 2 * LATENCY_REQUESTS
+SHADOW_PAIRS = 2  # per round, see ``latency_blocks``
 LOAD_REQUESTS = int(os.environ.get("BENCH_SERVING_LOAD_REQUESTS", 450))  # per side and round, all connections
 CONNECTIONS = 4
 # A phase also ends after this many seconds (with the requests answered so far): a server that answers a few
