@@ -391,14 +391,14 @@ class EvidentlyReport:
     """Evidently's drift page of a check of up to ``WIDE_COLUMNS`` columns, built in a thread of its own.
 
     The page depends on the tested columns, their types and the settings, not on the verdicts, so it need not wait
-    for the tests. Made before the datasets are opened, the thread imports what the column tests use (``ready()``
-    waits for that: the two threads never import the same module at once), then, once ``plan`` names the columns,
-    Evidently (seconds of mostly Python work) while the calling thread reads the blocks and tests the columns
-    (mostly numpy and Arrow, which release the GIL), then builds the page from the sample rows ``check_columns``
-    hands to ``submit``. ``html()`` waits for it. ``cancel()`` (a wide check, or a failed one) stops the thread
-    before Evidently. With ``render=False`` (the page takes a section known only after the tests) the thread only
-    imports, and ``html(section)`` builds the page. If the thread fails, ``html`` builds the page in the calling
-    thread (which raises the error, if it persists).
+    for the tests. Made before the datasets are opened, the thread imports what the column tests use (the calling
+    thread waits for that, ``ready()``, before it tests: a column test never uses a module that is still being
+    imported), then, once ``plan`` names the columns, Evidently (seconds of mostly Python work) while the calling
+    thread reads the blocks and tests the columns (mostly numpy and Arrow, which release the GIL), then builds the
+    page from the sample rows ``check_columns`` hands to ``submit``. ``html()`` waits for it. ``cancel()`` (a wide
+    check, or a failed one) stops the thread before Evidently. With ``render=False`` (the page takes a section known
+    only after the tests) the thread only imports, and ``html(section)`` builds the page. If the thread fails,
+    ``html`` builds the page in the calling thread (which raises the error, if it persists).
     """
 
     def __init__(self, settings: DriftSettings, *, render: bool = True) -> None:
