@@ -2,13 +2,13 @@
 requests, real processes, in the same run.
 
 Set-up (all local, nothing downloaded, everything under one temp dir): a real ``mlflow server`` process (SQLite
-backend, proxied artifacts) on a free port, the one both scoring servers read the registry from, as in production.
-Two versions of ``churn`` are trained and registered with the provider's own training, the steps of
-``core.training.train_and_register`` (fitted while the server migrates its database, then ``log_and_register``):
-the default pipeline the lifecycle DAG registers, median imputation + scaling and most-frequent imputation +
-one-hot in a ``ColumnTransformer`` before a ``HistGradientBoostingClassifier``, stored with skops, with signature
-and input example, on the seeded churn table of ``include/sample_data.py``. Version 1 gets the alias
-``champion``; version 2 is the ``shadow``.
+backend, proxied artifacts) on a free port, the one the scoring servers read the registry from, as in production.
+Two versions are trained with the provider's own training, the steps of ``core.training.train_and_register``
+(fitted while the server migrates its database, then ``log_and_register``): the default pipeline the lifecycle DAG
+registers, median imputation + scaling and most-frequent imputation + one-hot in a ``ColumnTransformer`` before a
+``HistGradientBoostingClassifier``, stored with skops, with signature and input example, on the seeded churn table
+of ``include/sample_data.py``. They are registered as versions 1 and 2 of ``churn`` (version 1 the ``champion``)
+and again of ``churn_shadowed`` (version 1 the ``champion``, version 2 the ``shadow``).
 
 * MLflow: ``mlflow models serve -m models:/churn/1 --env-manager local -w 1``: MLflow's FastAPI scoring server
   in one uvicorn worker (its default), POST ``/invocations``.
@@ -16,31 +16,38 @@ and input example, on the seeded churn table of ``include/sample_data.py``. Vers
   no workers option), POST ``/predict``, with its defaults otherwise: the prediction log on (every served row
   journaled before its answer), the registry polled every 5 s. It answers more than MLflow does: the class
   probabilities and the model version, and it writes the log; MLflow answers the predicted class only.
+* mlops-serve + shadow: the same for ``churn_shadowed``, a second process: it answers from the same model and
+  scores every request with version 2 as well, off the response path.
 
-Both get the same single-row requests, ``{"dataframe_records": [{...}]}``, cycling through the same 64 seeded
-rows in the same order: the five features, and for mlops-serve the id column too, which its prediction log
+Every side gets the same single-row requests, ``{"dataframe_records": [{...}]}``, cycling through the same 64
+seeded rows in the same order: the five features, and for mlops-serve the id column too, which its prediction log
 records (MLflow gets no id: a column outside the signature makes it log a warning line on every request, which
-would charge it for logging, not scoring). Both must give the same predictions for all 64 before anything is
-timed. The client is this process: keep-alive ``http.client`` connections, one thread each, a fixed number of
-requests after one unmeasured request per connection (a phase also stops after ``PHASE_SECONDS``, so that a
-server that answers a few requests a second cannot stretch the run); every request's wall time is recorded.
-Two phases per side:
+would charge it for logging, not scoring). Every side must give the same predictions for all 64 before anything is
+timed. The client is this process: keep-alive ``http.client`` connections, a fixed number of requests after one
+unmeasured request per connection (a phase also stops after ``PHASE_SECONDS``, so that a server that answers a few
+requests a second cannot stretch the run); every request's wall time is recorded. Per round:
 
-* latency: one connection, requests back to back (no queueing): p50 and p99 of the request time (mlops-serve,
-  with and without the shadow, gets twice as many requests: see ``SERVE_LATENCY_REQUESTS``);
+* latency, MLflow against mlops-serve: one connection, requests back to back (no queueing), a block per side;
+* the shadow's cost: mlops-serve with and without the shadow, one connection each, their requests taking turns
+  one by one (``interleave``), so that this machine's slow spells (everything on it runs up to twice as slow for
+  a second or so, often) fall on both alike: measured in blocks, a side apart, the same server against itself
+  differed by 10% in p99. The shadow process runs on the other core, and what it takes from a request running
+  meanwhile it takes from the requests of both servers; so the requests without the shadow that ran while a child
+  process of the shadowed server was on a CPU (the shadow process; also its journal's converter, whose files hold
+  the shadow's rows too) are left out (``BackgroundCpu``): they would not have met that work without this
+  benchmark. The requests with the shadow all count, so the ratio errs against the shadow (the whole conversion is
+  charged to it, not only its rows' share). The p99s compared are over each side's pooled requests;
 * load: ``CONNECTIONS`` connections at once (closed loop): throughput (requests/s), with p50/p99 under load.
 
 The sides take turns, ``ROUNDS`` rounds, the order rotated each round so that machine noise hits all alike; the
 percentiles are over the pooled requests of all rounds, the throughput is the median of the rounds. The shadow
-cost is mlops-serve with the ``shadow`` alias set (and ``/refresh`` called, so it scores every request with
-version 2 as well) against the same process without it, their one-connection requests in pairs of blocks next
-to each other (``latency_blocks``). The shadow process scores in batches a couple of seconds apart, so before
-each block of either side the last batch is waited for (``/metrics``' shadow row count stays put for 2.5 s,
-longer than a batch gathers: the same pause before both), and its first batch belongs to the warm-up.
+process scores in batches a couple of seconds apart: after each phase of the shadowed server its last batch is
+waited for (``/metrics``' shadow row count stays put for 2.5 s, longer than a batch gathers), so that it never
+runs during another phase, and its first batch belongs to the warm-up.
 
 Targets: mlops-serve's p99 (one connection) <= 0.8 x MLflow's, its throughput (``CONNECTIONS`` connections)
 >= 1.5 x MLflow's, and the shadow adds <= 10% to mlops-serve's p99 (one connection). The client shares the
-machine's two cores with the server it measures, alike for both sides. Every process started here is stopped by
+machine's two cores with the servers it measures, alike for all sides. Every process started here is stopped by
 its process group, also on Ctrl-C or SIGTERM.
 """
 
@@ -64,7 +71,6 @@ import time
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,6 +83,7 @@ from harness import report  # noqa: E402
 
 BIN = Path(sys.executable).parent
 MODEL = "churn"
+SHADOWED_MODEL = "churn_shadowed"  # the same two versions, the second under the ``shadow`` alias
 ID = "customer_id"
 FEATURES = ["tenure_months", "monthly_charges", "support_calls", "plan", "contract"]
 TRAIN_ROWS = 3000
@@ -84,10 +91,9 @@ PAYLOAD_ROWS = 64
 WARMUP = 100  # requests per side before the first round (JIT-free Python still warms caches, pools, lazy imports)
 ROUNDS = int(os.environ.get("BENCH_SERVING_ROUNDS", 4))
 LATENCY_REQUESTS = int(os.environ.get("BENCH_SERVING_LATENCY_REQUESTS", 400))  # per side and round, 1 connection
-# mlops-serve with and without the shadow: the shadow's cost is a ratio of two pooled p99s, each set by the
-# slowest 1% of a side's requests, so both sides get more of them; a phase then also spans several shadow batches.
-SERVE_LATENCY_REQUESTS = 2 * LATENCY_REQUESTS
-SHADOW_PAIRS = 2  # per round, see ``latency_blocks``
+# mlops-serve with and without the shadow, per side and round (see ``interleave``): the shadow's cost is a ratio of
+# two pooled p99s, each set by the slowest 1% of a side's requests, so these sides get more of them.
+SHADOW_REQUESTS = 2 * LATENCY_REQUESTS
 LOAD_REQUESTS = int(os.environ.get("BENCH_SERVING_LOAD_REQUESTS", 450))  # per side and round, all connections
 CONNECTIONS = 4
 # A phase also ends after this many seconds (with the requests answered so far): a server that answers a few
@@ -233,9 +239,9 @@ def fit_versions(home: Path) -> list:
     return [fit_model(prepare_training(churn_frame(TRAIN_ROWS, seed=seed), config)) for seed in (1, 2)]
 
 
-def register_versions(tracking_uri: str, fitted: list) -> list[str]:
-    """Log and register the fitted versions in order (``log_and_register``, as the training operator does);
-    returns their version numbers."""
+def register_versions(tracking_uri: str, fitted: list, model_names: list[str]) -> list[str]:
+    """Log and register the fitted versions in order (``log_and_register``, as the training operator does) as
+    versions of each of ``model_names``; returns their version numbers (the same for every name)."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -244,22 +250,21 @@ def register_versions(tracking_uri: str, fitted: list) -> list[str]:
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
     experiment_id = client.create_experiment(MODEL)
+    versions: list[str] = []
     with contextlib.redirect_stdout(sys.stderr):  # MLflow prints links to each run
-        return [
-            log_and_register(client, one, experiment_id=experiment_id, model_name=MODEL, tags={},
-                             dataset_uri=f"sample_data.churn_frame(seed={seed})").version
-            for seed, one in enumerate(fitted, start=1)
-        ]  # fmt: skip
+        for model_name in model_names:
+            versions = [
+                log_and_register(client, one, experiment_id=experiment_id, model_name=model_name, tags={},
+                                 dataset_uri=f"sample_data.churn_frame(seed={seed})").version
+                for seed, one in enumerate(fitted, start=1)
+            ]  # fmt: skip
+    return versions
 
 
-def set_alias(tracking_uri: str, alias: str, version: str | None) -> None:
+def set_alias(tracking_uri: str, model_name: str, alias: str, version: str) -> None:
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri)
-    if version is None:
-        client.delete_registered_model_alias(MODEL, alias)
-    else:
-        client.set_registered_model_alias(MODEL, alias, version)
+    MlflowClient(tracking_uri).set_registered_model_alias(model_name, alias, version)
 
 
 def payloads() -> tuple[list[bytes], list[bytes], list[int]]:
@@ -409,15 +414,6 @@ def check_answers(sides: list[Side], expected: list[int]) -> None:
             raise RuntimeError(f"{side.name} predicts {got[:10]}..., the model {expected[:10]}...")
 
 
-def toggle_shadow(tracking_uri: str, serve_url: str, version: str | None) -> None:
-    """Set (or remove) the ``shadow`` alias and make mlops-serve re-read it now; check that it did."""
-    set_alias(tracking_uri, "shadow", version)
-    state = post_json(serve_url + "/refresh")
-    shadow = (state.get("shadow") or {}).get("version")
-    if (shadow is None) != (version is None) or (version is not None and str(shadow) != str(version)):
-        raise RuntimeError(f"mlops-serve did not pick up shadow={version}: /refresh answered {state}")
-
-
 def shadow_rows(serve_url: str) -> float:
     """The shadow rows mlops-serve has journaled so far (from its ``/metrics``)."""
     with urllib.request.urlopen(serve_url + "/metrics", timeout=30) as response:
@@ -443,24 +439,145 @@ def wait_for_shadow_work(serve_url: str, quiet_seconds: float = 2.5, timeout: fl
         last = now
 
 
-def measure(sides: dict[str, Side], prepare: dict[str, Callable[[], None]]) -> dict[str, Samples]:
+class BackgroundCpu:
+    """Whether a server's child processes (the shadow process, the journal's converter) ran on a CPU between two
+    looks: one of their threads' run time (``/proc/<pid>/task/<tid>/schedstat``, nanoseconds) moved, or one was
+    running at either look (a running thread's run time is brought up to date only at the scheduler's ticks)."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.pids: list[int] = []
+        self.rescan()
+
+    def rescan(self) -> None:
+        """Find the children again (the converter starts with the first conversion); at least the shadow process
+        (idle scheduling policy, or ``nice`` 10 where that is refused) must be among them."""
+        children = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and _stat_fields(f"/proc/{entry}/stat")[1:2] == [str(self.server_pid)]:
+                children.append(int(entry))
+        if not any(_is_shadow_process(pid) for pid in children):
+            raise RuntimeError(f"no shadow process (SCHED_IDLE or nice 10) among the children of {self.server_pid}")
+        self.pids = children
+
+    def look(self) -> tuple[int, bool]:
+        """The children's threads' summed run time and whether one of them is running now."""
+        total, running = 0, False
+        for pid in self.pids:
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:  # a child that ended
+                continue
+            for tid in tids:
+                try:
+                    total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+                    running = running or _stat_fields(f"/proc/{pid}/task/{tid}/stat")[:1] == ["R"]
+                except (OSError, ValueError, IndexError):  # a thread that ended meanwhile
+                    continue
+        return total, running
+
+    @staticmethod
+    def ran(before: tuple[int, bool], after: tuple[int, bool]) -> bool:
+        return before[0] != after[0] or before[1] or after[1]
+
+
+def _stat_fields(path: str) -> list[str]:
+    """The fields of a ``/proc/.../stat`` file after the command name (state, parent pid, ...); [] if it is gone."""
+    try:
+        stat = Path(path).read_text()
+    except OSError:
+        return []
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def _is_shadow_process(pid: int) -> bool:
+    try:
+        return os.sched_getscheduler(pid) == os.SCHED_IDLE or _stat_fields(f"/proc/{pid}/stat")[16:17] == ["10"]
+    except OSError:
+        return False
+
+
+@dataclass
+class Interleaved:
+    shadowed: list[float]  # every request of the server with the shadow
+    plain: list[float]  # the requests of the server without it that ran while the other's children did not
+    plain_left_out: int  # the others
+
+
+def interleave(shadowed: Side, plain: Side, requests: int, background: BackgroundCpu) -> Interleaved:
+    """``requests`` one-connection requests to each side, taking turns one by one (which side goes first
+    alternating from pair to pair), or as many as are answered within four times ``PHASE_SECONDS``."""
+    sides = (shadowed, plain)
+    connections = [http.client.HTTPConnection(*side.host_port, timeout=60) for side in sides]
+    times: tuple[list[float], list[float]] = ([], [])
+    left_out = 0
+    try:
+        for side, connection in zip(sides, connections, strict=True):
+            send(connection, side.path, side.bodies[0])  # connect outside the measurement
+        deadline = time.perf_counter() + 4 * PHASE_SECONDS
+        for i in range(requests):
+            if time.perf_counter() > deadline:
+                break
+            for index in (0, 1) if i % 2 == 0 else (1, 0):
+                side = sides[index]
+                body = side.bodies[i % len(side.bodies)]
+                before = background.look()
+                started = time.perf_counter()
+                send(connections[index], side.path, body)
+                seconds = time.perf_counter() - started
+                ran = BackgroundCpu.ran(before, background.look())  # looked at for both sides: the same pace
+                if index == 1 and ran:
+                    left_out += 1
+                    continue
+                times[index].append(seconds)
+    finally:
+        for connection in connections:
+            connection.close()
+    return Interleaved(times[0], times[1], left_out)
+
+
+@dataclass
+class ShadowSamples:
+    shadowed: list[float] = field(default_factory=list)
+    plain: list[float] = field(default_factory=list)
+    plain_left_out: int = 0
+
+
+def measure(sides: dict[str, Side], background: BackgroundCpu | None) -> tuple[dict[str, Samples], ShadowSamples]:
     samples = {name: Samples() for name in sides}
+    shadow = ShadowSamples()
     names = list(sides)
-    for name in names:  # warm-up, not counted
-        prepare[name]()
-        run_phase(sides[name], WARMUP, CONNECTIONS)
-        if name == SHADOW:  # the shadow process's first batch is its warm-up too
+
+    def settle(name: str) -> None:  # the shadowed server's last shadow batch never runs in another phase
+        if name == SHADOW:
             wait_for_shadow_work(sides[name].url)
+
+    for name in names:  # warm-up, not counted; the shadow process's first batch is its warm-up too
+        run_phase(sides[name], WARMUP, CONNECTIONS)
+        settle(name)
     for round_ in range(ROUNDS):
         order = names[round_ % len(names) :] + names[: round_ % len(names)]
         latency: dict[str, list[float]] = {name: [] for name in names}
-        for block in latency_blocks(order):
-            prepare[block]()
-            requests = LATENCY_REQUESTS if block == MLFLOW else SERVE_LATENCY_REQUESTS // SHADOW_PAIRS
-            latency[block] += run_phase(sides[block], requests, 1).latencies
         for name in order:
-            prepare[name]()
+            if name == SHADOW:  # its one-connection requests are the interleaved ones
+                continue
+            latency[name] = run_phase(sides[name], LATENCY_REQUESTS, 1).latencies
+        if background is not None:
+            background.rescan()
+            turns = interleave(sides[SHADOW], sides[SERVE], SHADOW_REQUESTS, background)
+            settle(SHADOW)
+            latency[SHADOW] = turns.shadowed
+            shadow.shadowed += turns.shadowed
+            shadow.plain += turns.plain
+            shadow.plain_left_out += turns.plain_left_out
+            progress(
+                f"round {round_ + 1}/{ROUNDS} shadow's cost (taking turns): p99 {ms(percentile(turns.shadowed, 99))} "
+                f"ms with, {ms(percentile(turns.plain, 99))} ms without ({turns.plain_left_out} of its "
+                f"{len(turns.plain) + turns.plain_left_out} requests left out: the other's children ran meanwhile)"
+            )
+        for name in order:
             load = run_phase(sides[name], LOAD_REQUESTS, CONNECTIONS)
+            settle(name)
             kept = samples[name]
             kept.latency += latency[name]
             kept.load += load.latencies
@@ -472,25 +589,10 @@ def measure(sides: dict[str, Side], prepare: dict[str, Callable[[], None]]) -> d
                 f"{len(load.latencies):4d} req {load.throughput:6.0f} req/s  "
                 f"p99 {ms(percentile(load.latencies, 99))} ms"
             )
-    return samples
+    return samples, shadow
 
 
-def latency_blocks(order: list[str]) -> list[str]:
-    """One round's one-connection blocks in ``order``: MLflow's in one; mlops-serve without and with the shadow in
-    ``SHADOW_PAIRS`` pairs of blocks next to each other, which of the two goes first alternating. This machine has
-    slow spells of several seconds: a pair is short enough for a spell to hit both sides alike."""
-    blocks: list[str] = []
-    for name in order:
-        if name == MLFLOW:
-            blocks.append(name)
-        elif len(blocks) == blocks.count(MLFLOW):  # the first mlops-serve side: both sides' pairs go here
-            pair = [name, SHADOW if name == SERVE else SERVE]
-            for index in range(SHADOW_PAIRS):
-                blocks += pair if index % 2 == 0 else pair[::-1]
-    return blocks
-
-
-def print_table(samples: dict[str, Samples]) -> None:
+def print_table(samples: dict[str, Samples], shadow: ShadowSamples) -> None:
     progress(
         f"\n{'side':<22} {'p50 ms':>8} {'p99 ms':>8}   {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8}\n"
         f"{'':<22} {'(1 connection)':>17}   {f'({CONNECTIONS} connections, median round)':>25}"
@@ -500,6 +602,14 @@ def print_table(samples: dict[str, Samples]) -> None:
             f"{name:<22} {ms(percentile(kept.latency, 50)):>8} {ms(percentile(kept.latency, 99)):>8}   "
             f"{statistics.median(kept.throughput):7.0f} {ms(percentile(kept.load, 50)):>8} "
             f"{ms(percentile(kept.load, 99)):>8}"
+        )
+    if shadow.shadowed:
+        progress(
+            f"\nthe shadow's cost, the two servers taking turns (1 connection each): with the shadow "
+            f"{len(shadow.shadowed)} requests, p50 {ms(percentile(shadow.shadowed, 50))} ms, p99 "
+            f"{ms(percentile(shadow.shadowed, 99))} ms; without {len(shadow.plain)} requests "
+            f"({shadow.plain_left_out} left out: the shadowed server's children ran meanwhile), p50 "
+            f"{ms(percentile(shadow.plain, 50))} ms, p99 {ms(percentile(shadow.plain, 99))} ms"
         )
 
 
@@ -542,9 +652,12 @@ def main() -> int:
         tracking_uri = tracking.url
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
         began = time.perf_counter()
-        champion, shadow = register_versions(tracking_uri, fitted)
-        set_alias(tracking_uri, "champion", champion)
-        progress(f"registered {MODEL} v{champion} (alias champion) and v{shadow}: {time.perf_counter() - began:.1f} s")
+        champion, shadow = register_versions(tracking_uri, fitted, [MODEL, SHADOWED_MODEL])
+        set_alias(tracking_uri, MODEL, "champion", champion)
+        set_alias(tracking_uri, SHADOWED_MODEL, "champion", champion)
+        set_alias(tracking_uri, SHADOWED_MODEL, "shadow", shadow)
+        progress(f"registered {MODEL} and {SHADOWED_MODEL} v{champion} (alias champion) and v{shadow} (alias shadow "
+                 f"of {SHADOWED_MODEL}): {time.perf_counter() - began:.1f} s")  # fmt: skip
         bodies, feature_bodies, expected = payloads()
 
         child_env = {**env, "MLFLOW_TRACKING_URI": tracking_uri}
@@ -561,18 +674,23 @@ def main() -> int:
         waits.append((baseline, "/ping"))
         sides[MLFLOW] = Side(MLFLOW, baseline.url, "/invocations", feature_bodies)
         serve: Service | None = None
+        shadowed: Service | None = None
         if serve_command is not None:
-            port = free_port()
-            serve = start_service(
-                "mlops-serve",
-                [*serve_command, "--model-name", MODEL, "--tracking-uri", tracking_uri, "--host", "127.0.0.1",
-                 "--port", str(port), "--id-columns", ID, "--prediction-log-uri", str(home / "prediction_log")],
-                root, f"http://127.0.0.1:{port}", child_env,
-            )  # fmt: skip
-            services.append(serve)
-            waits.append((serve, "/health"))
-            sides[SERVE] = Side(SERVE, serve.url, "/predict", bodies)
-            sides[SHADOW] = Side(SHADOW, serve.url, "/predict", bodies)
+            servers = []
+            for name, model_name in ((SERVE, MODEL), (SHADOW, SHADOWED_MODEL)):
+                port = free_port()
+                server = start_service(
+                    name,
+                    [*serve_command, "--model-name", model_name, "--tracking-uri", tracking_uri, "--host",
+                     "127.0.0.1", "--port", str(port), "--id-columns", ID, "--prediction-log-uri",
+                     str(home / "prediction_log")],
+                    root, f"http://127.0.0.1:{port}", child_env,
+                )  # fmt: skip
+                services.append(server)
+                waits.append((server, "/health"))
+                sides[name] = Side(name, server.url, "/predict", bodies)
+                servers.append(server)
+            serve, shadowed = servers
         else:
             progress("measuring MLflow only (BENCH_SERVING_MLFLOW_ONLY=1, or no src/mlops_provider/serving/cli.py)")
         for service, path in waits:  # started together, waited for in turn
@@ -580,28 +698,25 @@ def main() -> int:
         check_answers(list(sides.values()), expected)
         progress(f"same predictions as the registered model for all {len(expected)} requests on every side")
 
-        prepare: dict[str, Callable[[], None]] = {MLFLOW: lambda: None}
-        if serve is not None:
-            serve_url = serve.url
-            prepare[SERVE] = lambda: (toggle_shadow(tracking_uri, serve_url, None), wait_for_shadow_work(serve_url))
-            # The same pause before both sides: a side measured straight after a request-free wait must not be
-            # compared with one measured straight after a /refresh.
-            prepare[SHADOW] = lambda: (toggle_shadow(tracking_uri, serve_url, shadow), wait_for_shadow_work(serve_url))
-            toggle_shadow(tracking_uri, serve_url, shadow)  # load the shadow model once before the warm-up
-        progress(f"{ROUNDS} rounds of {LATENCY_REQUESTS} requests on 1 connection ({SERVE_LATENCY_REQUESTS} for "
-                 f"mlops-serve) and {LOAD_REQUESTS} on "
-                 f"{CONNECTIONS} connections per side, after {WARMUP} warm-up requests each; "
-                 f"{WORKERS} uvicorn worker per server")  # fmt: skip
-        samples = measure(sides, prepare)
-        print_table(samples)
+        background = None
+        if shadowed is not None:
+            described = post_json(shadowed.url + "/refresh")  # the shadow model loaded before the warm-up
+            if str((described.get("shadow") or {}).get("version")) != str(shadow):
+                raise RuntimeError(f"{SHADOW} did not pick up shadow version {shadow}: /refresh answered {described}")
+            background = BackgroundCpu(shadowed.popen.pid)
+        progress(f"{ROUNDS} rounds of {LATENCY_REQUESTS} requests on 1 connection, {SHADOW_REQUESTS} a side for the "
+                 f"shadow's cost, and {LOAD_REQUESTS} on {CONNECTIONS} connections per side, after {WARMUP} warm-up "
+                 f"requests each; {WORKERS} uvicorn worker per server")  # fmt: skip
+        samples, shadow_samples = measure(sides, background)
+        print_table(samples, shadow_samples)
         progress(f"total benchmark time {time.perf_counter() - started:.0f} s")
         if serve is None:
             progress("no mlops-serve to compare with: no verdict")
             return 2
-        mlflow_, ours, shadowed = samples[MLFLOW], samples[SERVE], samples[SHADOW]
+        mlflow_, ours = samples[MLFLOW], samples[SERVE]
         p99_ratio = percentile(ours.latency, 99) / percentile(mlflow_.latency, 99)
         rps_ratio = statistics.median(ours.throughput) / statistics.median(mlflow_.throughput)
-        shadow_ratio = percentile(shadowed.latency, 99) / percentile(ours.latency, 99)
+        shadow_ratio = percentile(shadow_samples.shadowed, 99) / percentile(shadow_samples.plain, 99)
         progress(f"ratios: p99 {p99_ratio:.3f} of MLflow's, throughput {rps_ratio:.3f} x MLflow's, "
                  f"shadow p99 {shadow_ratio:.3f} x without")  # fmt: skip
         verdicts = [
