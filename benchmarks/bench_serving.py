@@ -498,13 +498,18 @@ def _is_shadow_process(pid: int) -> bool:
 
 
 @dataclass
-class Interleaved:
-    shadowed: list[float]  # every request of the server with the shadow
-    plain: list[float]  # the requests of the server without it that ran while the other's children did not
-    plain_left_out: int  # the others
+class TakingTurns:
+    shadowed: list[float] = field(default_factory=list)  # every request of the server with the shadow
+    plain: list[float] = field(default_factory=list)  # the server without it, while the other's children did not run
+    plain_left_out: int = 0  # the others
+
+    def add(self, other: TakingTurns) -> None:
+        self.shadowed += other.shadowed
+        self.plain += other.plain
+        self.plain_left_out += other.plain_left_out
 
 
-def interleave(shadowed: Side, plain: Side, requests: int, background: BackgroundCpu) -> Interleaved:
+def interleave(shadowed: Side, plain: Side, requests: int, background: BackgroundCpu) -> TakingTurns:
     """``requests`` one-connection requests to each side, taking turns one by one (which side goes first
     alternating from pair to pair), or as many as are answered within four times ``PHASE_SECONDS``."""
     sides = (shadowed, plain)
@@ -533,19 +538,12 @@ def interleave(shadowed: Side, plain: Side, requests: int, background: Backgroun
     finally:
         for connection in connections:
             connection.close()
-    return Interleaved(times[0], times[1], left_out)
+    return TakingTurns(times[0], times[1], left_out)
 
 
-@dataclass
-class ShadowSamples:
-    shadowed: list[float] = field(default_factory=list)
-    plain: list[float] = field(default_factory=list)
-    plain_left_out: int = 0
-
-
-def measure(sides: dict[str, Side], background: BackgroundCpu | None) -> tuple[dict[str, Samples], ShadowSamples]:
+def measure(sides: dict[str, Side], background: BackgroundCpu | None) -> tuple[dict[str, Samples], TakingTurns]:
     samples = {name: Samples() for name in sides}
-    shadow = ShadowSamples()
+    shadow = TakingTurns()  # pooled over the rounds
     names = list(sides)
 
     def settle(name: str) -> None:  # the shadowed server's last shadow batch never runs in another phase
@@ -567,9 +565,7 @@ def measure(sides: dict[str, Side], background: BackgroundCpu | None) -> tuple[d
             turns = interleave(sides[SHADOW], sides[SERVE], SHADOW_REQUESTS, background)
             settle(SHADOW)
             latency[SHADOW] = turns.shadowed
-            shadow.shadowed += turns.shadowed
-            shadow.plain += turns.plain
-            shadow.plain_left_out += turns.plain_left_out
+            shadow.add(turns)
             progress(
                 f"round {round_ + 1}/{ROUNDS} shadow's cost (taking turns): p99 {ms(percentile(turns.shadowed, 99))} "
                 f"ms with, {ms(percentile(turns.plain, 99))} ms without ({turns.plain_left_out} of its "
@@ -592,7 +588,7 @@ def measure(sides: dict[str, Side], background: BackgroundCpu | None) -> tuple[d
     return samples, shadow
 
 
-def print_table(samples: dict[str, Samples], shadow: ShadowSamples) -> None:
+def print_table(samples: dict[str, Samples], shadow: TakingTurns) -> None:
     progress(
         f"\n{'side':<22} {'p50 ms':>8} {'p99 ms':>8}   {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8}\n"
         f"{'':<22} {'(1 connection)':>17}   {f'({CONNECTIONS} connections, median round)':>25}"
