@@ -54,16 +54,13 @@ its process group, also on Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import http.client
 import json
 import logging
 import os
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -80,6 +77,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "include"))
 
 from harness import report  # noqa: E402
+from serving_processes import BackgroundCpu, Service, free_port, post_json, start_service, wait_ready  # noqa: E402
 
 BIN = Path(sys.executable).parent
 MODEL = "churn"
@@ -109,108 +107,6 @@ MLFLOW, SERVE, SHADOW = "mlflow models serve", "mlops-serve", "mlops-serve + sha
 
 def progress(message: str) -> None:
     print(message, flush=True)
-
-
-# -- processes -------------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGTERM when this benchmark dies, even by SIGKILL (Linux ``PR_SET_PDEATHSIG``)."""
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)
-    except OSError:
-        pass
-
-
-@dataclass
-class Service:
-    """A server process in its own session; ``stop`` ends its whole process group (uvicorn children too)."""
-
-    name: str
-    popen: subprocess.Popen
-    log_path: Path
-    url: str
-    started: float = field(default_factory=time.monotonic)
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.popen.poll() is None:
-            _signal_group(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        _signal_group(self.popen.pid, signal.SIGKILL)  # whatever of the group outlived its leader
-        try:
-            self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def start_service(name: str, command: list[str], folder: Path, url: str, env: dict[str, str]) -> Service:
-    """Start ``command`` (not waiting for it to be ready: see ``wait_ready``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    log_path = folder / f"{name.replace(' ', '-')}.log"
-    with open(log_path, "ab") as log_file:
-        popen = subprocess.Popen(
-            command,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=str(folder),
-            env={**os.environ, **env},
-            start_new_session=True,  # Ctrl-C in the terminal reaches this script only; ``stop`` ends the group
-            preexec_fn=_die_with_parent,
-        )
-    return Service(name, popen, log_path, url)
-
-
-def http_status(url: str, timeout: float = 2.0) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except (urllib.error.URLError, OSError):
-        return None
-
-
-def wait_ready(service: Service, path: str, timeout: float = 180.0) -> float:
-    """Seconds from the start of ``service`` until ``GET path`` answers 200; raises with the log's tail if the
-    process exits or does not answer within ``timeout`` seconds of its start."""
-    started = service.started
-    while time.monotonic() - started < timeout:
-        if service.popen.poll() is not None:
-            raise RuntimeError(f"{service.name} exited with code {service.popen.returncode}:\n{service.log_tail()}")
-        if http_status(service.url + path) == 200:
-            return time.monotonic() - started
-        time.sleep(0.2)
-    raise RuntimeError(f"{service.name} did not answer 200 on {path} within {timeout:.0f} s:\n{service.log_tail()}")
-
-
-def post_json(url: str, body: dict | None = None, timeout: float = 60.0) -> dict:
-    data = json.dumps(body or {}).encode()
-    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read())
 
 
 def mlops_serve_command() -> list[str] | None:
@@ -437,64 +333,6 @@ def wait_for_shadow_work(serve_url: str, quiet_seconds: float = 2.5, timeout: fl
         if now == last:
             return
         last = now
-
-
-class BackgroundCpu:
-    """Whether a server's child processes (the shadow process, the journal's converter) ran on a CPU between two
-    looks: one of their threads' run time (``/proc/<pid>/task/<tid>/schedstat``, nanoseconds) moved, or one was
-    running at either look (a running thread's run time is brought up to date only at the scheduler's ticks)."""
-
-    def __init__(self, server_pid: int) -> None:
-        self.server_pid = server_pid
-        self.pids: list[int] = []
-        self.rescan()
-
-    def rescan(self) -> None:
-        """Find the children again (the converter starts with the first conversion); at least the shadow process
-        (idle scheduling policy, or ``nice`` 10 where that is refused) must be among them."""
-        children = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit() and _stat_fields(f"/proc/{entry}/stat")[1:2] == [str(self.server_pid)]:
-                children.append(int(entry))
-        if not any(_is_shadow_process(pid) for pid in children):
-            raise RuntimeError(f"no shadow process (SCHED_IDLE or nice 10) among the children of {self.server_pid}")
-        self.pids = children
-
-    def look(self) -> tuple[int, bool]:
-        """The children's threads' summed run time and whether one of them is running now."""
-        total, running = 0, False
-        for pid in self.pids:
-            try:
-                tids = os.listdir(f"/proc/{pid}/task")
-            except OSError:  # a child that ended
-                continue
-            for tid in tids:
-                try:
-                    total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
-                    running = running or _stat_fields(f"/proc/{pid}/task/{tid}/stat")[:1] == ["R"]
-                except (OSError, ValueError, IndexError):  # a thread that ended meanwhile
-                    continue
-        return total, running
-
-    @staticmethod
-    def ran(before: tuple[int, bool], after: tuple[int, bool]) -> bool:
-        return before[0] != after[0] or before[1] or after[1]
-
-
-def _stat_fields(path: str) -> list[str]:
-    """The fields of a ``/proc/.../stat`` file after the command name (state, parent pid, ...); [] if it is gone."""
-    try:
-        stat = Path(path).read_text()
-    except OSError:
-        return []
-    return stat[stat.rindex(")") + 2 :].split()
-
-
-def _is_shadow_process(pid: int) -> bool:
-    try:
-        return os.sched_getscheduler(pid) == os.SCHED_IDLE or _stat_fields(f"/proc/{pid}/stat")[16:17] == ["10"]
-    except OSError:
-        return False
 
 
 @dataclass
