@@ -1,6 +1,6 @@
 """Start ``mlops-serve`` as a real process, register models for it, and talk to it.
 
-Used by tests/test_serving*.py, the rollout tests and benchmarks/bench_serving.py::
+Used by tests/test_serving*.py and the rollout tests::
 
     from support.serving import register_churn_versions, start_serving, predict
 
