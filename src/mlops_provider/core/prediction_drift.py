@@ -120,7 +120,7 @@ def prediction_window(
 ) -> tuple[datetime, datetime]:
     """The window of prediction times, ``[start, end)``: the given bounds (which must carry a time zone), else the
     defaults (the run's data interval). Errors name ``prediction_window_start`` / ``prediction_window_end``."""
-    from mlops_provider.core.features.windows import to_utc
+    from mlops_provider.core.windows import to_utc
 
     given_start = not _unset(window_start)
     given_end = not _unset(window_end)

@@ -424,7 +424,7 @@ def check_prediction_arguments(log_uri: Any, model_name: Any, window_start: Any,
         return
     if arguments.is_literal(model_name) and arguments.is_unset(model_name):
         raise ConfigurationError(MODEL_NAME_FOR_PREDICTIONS)
-    from mlops_provider.core.features.windows import to_utc
+    from mlops_provider.core.windows import to_utc
 
     for name, value in (("prediction_window_start", window_start), ("prediction_window_end", window_end)):
         if arguments.is_literal(value) and not arguments.is_unset(value):

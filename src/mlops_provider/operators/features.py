@@ -24,15 +24,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import get_current_context, task
-
 from mlops_provider import arguments
 from mlops_provider.core.errors import MaterializationWindowError
-from mlops_provider.core.features import resolve_window, split_window
+from mlops_provider.core.windows import resolve_window, split_window
 from mlops_provider.operators.mixins import DATASET_FIELDS, FEAST_FIELDS, DatasetHookMixin, FeastHookMixin
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, XComArg
 
 
 def materialization_slices(
@@ -51,10 +49,20 @@ def materialization_slices(
     return [part.to_dict() for part in split_window(window, slices=slices, slice_length=slice_length)]
 
 
-@task
-def slice_data_interval(slices: int | None = None, slice_length: timedelta | None = None) -> list[dict[str, str]]:
-    """A task that cuts this run's data interval into slices (see ``materialization_slices``); feed its
-    result to ``MaterializeFeaturesOperator.partial(...).expand_kwargs(...)``."""
+def slice_data_interval(slices: int | None = None, slice_length: timedelta | None = None) -> XComArg:
+    """A task, ``slice_data_interval``, that cuts this run's data interval into slices (see
+    ``materialization_slices``); feed its result to ``MaterializeFeaturesOperator.partial(...).expand_kwargs(...)``.
+    Call it inside a DAG, as a ``@task`` function is called."""
+    # Imported here: @task loads the standard provider's Python operators, which a DAG file that does not slice its
+    # data interval would otherwise load at every parse (bench_dag_parse).
+    from airflow.sdk import task
+
+    return task(task_id="slice_data_interval")(_cut_data_interval)(slices=slices, slice_length=slice_length)
+
+
+def _cut_data_interval(slices: int | None, slice_length: timedelta | None) -> list[dict[str, str]]:
+    from airflow.sdk import get_current_context
+
     context = get_current_context()
     window = resolve_window(
         default_start=context.get("data_interval_start"), default_end=context.get("data_interval_end")

@@ -105,7 +105,7 @@ class LiveWindow(MlflowHookMixin, DatasetHookMixin):
         self.champion_alias = champion_alias
 
     def live_window(self, context: Context) -> tuple[datetime, datetime]:
-        from mlops_provider.core.features.windows import resolve_window
+        from mlops_provider.core.windows import resolve_window
 
         start, end = context.get("data_interval_start"), context.get("data_interval_end")
         window = resolve_window(

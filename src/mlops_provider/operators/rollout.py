@@ -328,7 +328,7 @@ class AnalyzeRolloutOperator(_RolloutMoves, LiveWindow):
         self._stage_start: datetime | None = None
 
     def live_window(self, context: Context) -> tuple[datetime, datetime]:
-        from mlops_provider.core.features.windows import resolve_window
+        from mlops_provider.core.windows import resolve_window
 
         window = resolve_window(self.window_start, self.window_end, default_start=self._stage_start,
                                 default_end=datetime.now(timezone.utc), allow_naive=False)  # fmt: skip

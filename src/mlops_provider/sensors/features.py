@@ -58,7 +58,7 @@ class FeatureFreshnessSensor(FeastHookMixin, BaseSensorOperator):
                 "No fresh_until: the run has no data interval (e.g. a manual run of an unscheduled DAG); pass "
                 "fresh_until, e.g. '{{ logical_date }}'."
             )
-        from mlops_provider.core.features import to_utc
+        from mlops_provider.core.windows import to_utc
 
         fresh_until = to_utc(fresh_until, name="fresh_until", allow_naive=False)
         views = arguments.optional_list(self.feature_views, "feature_views")

@@ -5,7 +5,6 @@ dataclass with ``to_dict()``. Feast is imported inside the functions, so importi
 
 Modules, by concern:
 
-* ``windows``: materialisation windows (parse, default, slice); no Feast.
 * ``guards``: the online-store write guards that keep older rows from replacing newer ones, one per file
   behind ``WriteGuard``, chosen by ``write_guard_for`` (its docstring explains backfill safety).
 * ``registry``: apply a repository, the registry lock, recording materialisation intervals.
@@ -15,6 +14,9 @@ Modules, by concern:
 * ``training_sets``: point-in-time joins.
 * ``freshness``: freshness from the recorded materialisation intervals.
 * ``compat``: every call into Feast's private API, with the check of the Feast version they were tested on.
+
+The materialisation windows (parse, default, slice) are ``mlops_provider.core.windows``, re-exported here: the
+operators use them at DAG parse time, without loading this package.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ from mlops_provider.core.features.training_sets import (
     build_training_set,
     resolve_feature_refs,
 )
-from mlops_provider.core.features.windows import MaterializationWindow, resolve_window, split_window, to_utc
+from mlops_provider.core.windows import MaterializationWindow, resolve_window, split_window, to_utc
 
 __all__ = [
     "DEFAULT_TIMESTAMP_COLUMN",

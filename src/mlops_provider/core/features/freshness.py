@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_provider.core.errors import MaterializationWindowError
 from mlops_provider.core.features.materialize import resolve_feature_views
-from mlops_provider.core.features.windows import to_utc
+from mlops_provider.core.windows import to_utc
 
 if TYPE_CHECKING:
     from feast import FeatureStore

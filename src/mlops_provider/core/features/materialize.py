@@ -11,7 +11,7 @@ from mlops_provider.core.errors import ConfigurationError, FeatureViewNotFoundEr
 from mlops_provider.core.features import compat
 from mlops_provider.core.features.guards import WriteGuard, WriteStats
 from mlops_provider.core.features.registry import record_materialization
-from mlops_provider.core.features.windows import MaterializationWindow
+from mlops_provider.core.windows import MaterializationWindow
 
 if TYPE_CHECKING:
     from feast import FeatureStore

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_provider.core.errors import ConfigurationError
 from mlops_provider.core.features import compat
-from mlops_provider.core.features.windows import MaterializationWindow, to_utc
 from mlops_provider.core.storage import exclusive_file_lock
+from mlops_provider.core.windows import MaterializationWindow, to_utc
 
 if TYPE_CHECKING:
     from feast import FeatureStore

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.core.features import compat
-from mlops_provider.core.features.windows import MaterializationWindow
+from mlops_provider.core.windows import MaterializationWindow
 
 if TYPE_CHECKING:
     import pyarrow as pa

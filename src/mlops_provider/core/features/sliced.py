@@ -35,7 +35,7 @@ from mlops_provider.core.features.materialize import (
 )
 from mlops_provider.core.features.registry import materialized_intervals, record_materialization
 from mlops_provider.core.features.slice_io import RowGroupCache, encoded_rows, read_slice
-from mlops_provider.core.features.windows import MaterializationWindow, split_window
+from mlops_provider.core.windows import MaterializationWindow, split_window
 
 if TYPE_CHECKING:
     from feast import FeatureStore

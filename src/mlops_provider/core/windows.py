@@ -1,10 +1,11 @@
-"""Materialisation windows: parse, default and slice the time ranges that materialisation reads.
+"""Half-open time windows: parse, default and slice the time ranges that materialisation and the monitors read.
 
 Windows are half-open, like Airflow's data intervals: ``[start, end)`` holds the rows stamped at or after
 ``start`` and before ``end``; a row stamped exactly at ``end`` belongs to the next window. Consecutive
 windows (a schedule's runs, the slices of a backfill) therefore tile time with no gap and no overlap.
 
-Plain datetime arithmetic, no Feast: the operators import ``resolve_window`` at DAG parse time.
+Plain datetime arithmetic, no Feast: the operators import ``resolve_window`` at DAG parse time (outside
+``core.features``, whose other modules a parse does not need).
 """
 
 from __future__ import annotations
