@@ -208,6 +208,27 @@ def test_automatic_preprocessing_handles_missing_values_and_unseen_categories():
     assert fitted.signature.inputs.input_dict()["tenure_months"].type.name == "long"
 
 
+def test_feature_columns_a_model_would_misread_are_refused_wherever_the_values_sit():
+    frame = churn_frame(3000, seed=6)
+    with pytest.raises(
+        TrainingDataError, match=r"The feature column\(s\) 'plan' hold no values \(null in all 3000 rows\)"
+    ):
+        core.prepare_training(frame.assign(plan=None), churn_config())
+    # Null in the first 2,000 rows only: a sparse column, not an empty one, and text is still text.
+    late_plan = frame.assign(plan=frame["plan"].where(frame.index >= 2000, None))
+    assert "plan" in core.prepare_training(late_plan, churn_config()).categorical_columns
+    # Numbers as text with one stray word far down the column: refused, the word named.
+    tenure = frame["tenure_months"].astype(str).where(frame.index != 2500, "unknown")
+    with pytest.raises(
+        TrainingDataError, match=r"'tenure_months' holds numbers and 1 text value\(s\) such as \['unknown'\]"
+    ):
+        core.prepare_training(frame.assign(tenure_months=tenure), churn_config())
+    # The same numbers as text, null in the first 1,500 rows: the look at the first values still finds numbers.
+    late = tenure.where(frame.index >= 1500, None)
+    with pytest.raises(TrainingDataError, match=r"'tenure_months' holds numbers and 1 text value"):
+        core.prepare_training(frame.assign(tenure_months=late), churn_config())
+
+
 def test_task_type_comes_from_the_estimator_or_the_target():
     frame = churn_frame(600, seed=6)
     assert (
