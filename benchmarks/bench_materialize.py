@@ -44,11 +44,15 @@ def copy_repo(template: Path, target: Path) -> Path:
     return target
 
 
-def operator_materialize(repo: str, window_start: str, window_end: str) -> dict:
+def operator_materialize(repo: str, window_start: str, window_end: str, slice_length: str | None = None) -> dict:
     from mlops_provider.operators.features import MaterializeFeaturesOperator
 
     operator = MaterializeFeaturesOperator(
-        task_id="materialize", repo_path=repo, window_start=window_start, window_end=window_end
+        task_id="materialize",
+        repo_path=repo,
+        window_start=window_start,
+        window_end=window_end,
+        slice_length=slice_length,
     )
     return operator.execute({})
 
@@ -123,8 +127,9 @@ def main() -> int:
                 f"{parallel:.2f} s (load average now {os.getloadavg()[0]:.1f})"
             )
         if "overhead" in PARTS:
-            # 1. operator vs Feast, day 2 on top of day 1
-            feast_materialize(str(template), DAY1, "2026-01-01T23:59:59.999999+00:00")
+            # 1. operator vs Feast, day 2 on top of day 1. Day 1 is loaded in one slice (the same online rows as
+            # Feast's materialize writes, several times faster: not what is measured).
+            operator_materialize(str(template), DAY1, DAY2, slice_length="1d")
             # Warm imports and the page cache on both paths with the first hour of day 2 (a 24th of the rows).
             warm = copy_repo(template, work / "warm")
             operator_materialize(str(warm), DAY2, FIRST_HOUR_OF_DAY2)
