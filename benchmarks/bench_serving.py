@@ -77,7 +77,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "include"))
 
 from harness import report  # noqa: E402
-from serving_processes import BackgroundCpu, Service, free_port, post_json, start_service, wait_ready  # noqa: E402
+from serving_processes import BackgroundCpu, ManagedProcess, free_port, post_json, start_service, wait_ready  # noqa: E402
 
 BIN = Path(sys.executable).parent
 MODEL = "churn"
@@ -457,7 +457,7 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="mlops-bench-serving-"))
     home = root / "home"
     home.mkdir()
-    services: list[Service] = []
+    services: list[ManagedProcess] = []
     env = {
         "MLOPS_HOME": str(home),
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # mlflow models serve execs ``uvicorn``
@@ -496,7 +496,7 @@ def main() -> int:
 
         child_env = {**env, "MLFLOW_TRACKING_URI": tracking_uri}
         sides: dict[str, Side] = {}
-        waits: list[tuple[Service, str]] = []
+        waits: list[tuple[ManagedProcess, str]] = []
         port = free_port()
         baseline = start_service(
             "mlflow-models-serve",
@@ -507,8 +507,8 @@ def main() -> int:
         services.append(baseline)
         waits.append((baseline, "/ping"))
         sides[MLFLOW] = Side(MLFLOW, baseline.url, "/invocations", feature_bodies)
-        serve: Service | None = None
-        shadowed: Service | None = None
+        serve: ManagedProcess | None = None
+        shadowed: ManagedProcess | None = None
         if serve_command is not None:
             servers = []
             for name, model_name in ((SERVE, MODEL), (SHADOW, SHADOWED_MODEL)):

@@ -1,88 +1,20 @@
-"""The processes of ``bench_serving.py``: servers started in their own process groups and stopped with them,
+"""The processes of ``bench_serving.py``: servers (started and stopped as the tests do, ``tests/support/services``)
 waited for over HTTP, and what their child processes do on the CPUs (``BackgroundCpu``, read from ``/proc``)."""
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import signal
-import socket
-import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.services import ManagedProcess, free_port, launch_process  # noqa: E402
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGTERM when this benchmark dies, even by SIGKILL (Linux ``PR_SET_PDEATHSIG``)."""
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)
-    except OSError:
-        pass
-
-
-@dataclass
-class Service:
-    """A server process in its own session; ``stop`` ends its whole process group (uvicorn children too)."""
-
-    name: str
-    popen: subprocess.Popen
-    log_path: Path
-    url: str
-    started: float = field(default_factory=time.monotonic)
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.popen.poll() is None:
-            _signal_group(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        _signal_group(self.popen.pid, signal.SIGKILL)  # whatever of the group outlived its leader
-        try:
-            self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def start_service(name: str, command: list[str], folder: Path, url: str, env: dict[str, str]) -> Service:
-    """Start ``command`` (not waiting for it to be ready: see ``wait_ready``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    log_path = folder / f"{name.replace(' ', '-')}.log"
-    with open(log_path, "ab") as log_file:
-        popen = subprocess.Popen(
-            command,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=str(folder),
-            env={**os.environ, **env},
-            start_new_session=True,  # Ctrl-C in the terminal reaches this script only; ``stop`` ends the group
-            preexec_fn=_die_with_parent,
-        )
-    return Service(name, popen, log_path, url)
+__all__ = ["BackgroundCpu", "ManagedProcess", "free_port", "post_json", "start_service", "wait_ready"]
 
 
 def http_status(url: str, timeout: float = 2.0) -> int | None:
@@ -95,7 +27,13 @@ def http_status(url: str, timeout: float = 2.0) -> int | None:
         return None
 
 
-def wait_ready(service: Service, path: str, timeout: float = 180.0) -> float:
+def start_service(name: str, command: list[str], folder: Path, url: str, env: dict[str, str]) -> ManagedProcess:
+    """Start ``command`` in its own session, ended with this benchmark even if it is killed (not waiting for it to
+    be ready: see ``wait_ready``)."""
+    return launch_process(name, command, folder, url=url, env=env, die_with_parent=True)
+
+
+def wait_ready(service: ManagedProcess, path: str, timeout: float = 180.0) -> float:
     """Seconds from the start of ``service`` until ``GET path`` answers 200; raises with the log's tail if the
     process exits or does not answer within ``timeout`` seconds of its start."""
     started = service.started

@@ -1,11 +1,13 @@
 """Start and stop the real services the tests run against: MLflow server, moto S3, PostgreSQL databases.
 
 Every process is started in its own session and stopped by its process group id, so that a server's
-workers (uvicorn, MLflow's job runner) never outlive the test run.
+workers (uvicorn, MLflow's job runner) never outlive the test run. The benchmarks start their servers with
+``launch_process`` too (this module imports nothing but the standard library).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -49,6 +51,7 @@ class ManagedProcess:
     log_path: Path
     url: str = ""
     extra: dict = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)  # time.monotonic() at its start
 
     @property
     def pid(self) -> int:
@@ -118,6 +121,43 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
+def launch_process(
+    name: str,
+    command: list[str],
+    log_dir: Path,
+    *,
+    url: str = "",
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    die_with_parent: bool = False,
+) -> ManagedProcess:
+    """Start ``command`` in its own session, its output in ``log_dir/<name>.log``, without waiting for it.
+    ``die_with_parent``: the process gets SIGTERM when the calling thread's process dies, even by SIGKILL
+    (Linux ``PR_SET_PDEATHSIG``; tied to the calling thread, so only for callers that outlive the process)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name.replace(' ', '-')}.log"
+    log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+    popen = subprocess.Popen(
+        command,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        cwd=str(cwd or log_dir),
+        start_new_session=True,
+        preexec_fn=_terminate_with_parent if die_with_parent else None,
+    )
+    log_file.close()
+    return ManagedProcess(name=name, popen=popen, log_path=log_path, url=url)
+
+
+def _terminate_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def start_process(
     name: str,
     command: list[str],
@@ -128,20 +168,8 @@ def start_process(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
 ) -> ManagedProcess:
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{name}.log"
-    log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
-    popen = subprocess.Popen(
-        command,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, **(env or {})},
-        cwd=str(cwd or log_dir),
-        start_new_session=True,
-    )
-    log_file.close()
-    process = ManagedProcess(name=name, popen=popen, log_path=log_path)
+    process = launch_process(name, command, log_dir, env=env, cwd=cwd)
+    popen = process.popen
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if popen.poll() is not None:
