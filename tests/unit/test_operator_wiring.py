@@ -136,3 +136,18 @@ def test_the_alias_sensor_defers_as_the_platform_decides():
     env = {**os.environ, "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "true"}
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
     assert json.loads(out.strip().splitlines()[-1]) == [True, False]
+
+
+def test_slice_data_interval_is_a_task_with_its_name_and_its_override():
+    from datetime import datetime, timezone
+
+    from airflow.sdk import DAG
+
+    from mlops_provider.operators.features import MaterializeFeaturesOperator, slice_data_interval
+
+    with DAG("slicing", schedule="@monthly", start_date=datetime(2026, 1, 1, tzinfo=timezone.utc)) as dag:
+        slices = slice_data_interval(slices=4)
+        MaterializeFeaturesOperator.partial(task_id="materialize", repo_path="repo").expand_kwargs(slices)
+        slice_data_interval.override(task_id="hourly_slices")(slice_length=3600)
+    assert set(dag.task_ids) == {"slice_data_interval", "materialize", "hourly_slices"}
+    assert dag.get_task("materialize").upstream_task_ids == {"slice_data_interval"}

@@ -30,7 +30,7 @@ from mlops_provider.core.windows import resolve_window, split_window
 from mlops_provider.operators.mixins import DATASET_FIELDS, FEAST_FIELDS, DatasetHookMixin, FeastHookMixin
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context, XComArg
+    from airflow.sdk import Context
 
 
 def materialization_slices(
@@ -49,18 +49,9 @@ def materialization_slices(
     return [part.to_dict() for part in split_window(window, slices=slices, slice_length=slice_length)]
 
 
-def slice_data_interval(slices: int | None = None, slice_length: timedelta | None = None) -> XComArg:
-    """A task, ``slice_data_interval``, that cuts this run's data interval into slices (see
-    ``materialization_slices``); feed its result to ``MaterializeFeaturesOperator.partial(...).expand_kwargs(...)``.
-    Call it inside a DAG, as a ``@task`` function is called."""
-    # Imported here: @task loads the standard provider's Python operators, which a DAG file that does not slice its
-    # data interval would otherwise load at every parse (bench_dag_parse).
-    from airflow.sdk import task
-
-    return task(task_id="slice_data_interval")(_cut_data_interval)(slices=slices, slice_length=slice_length)
-
-
-def _cut_data_interval(slices: int | None, slice_length: timedelta | None) -> list[dict[str, str]]:
+def _slice_data_interval(slices: int | None = None, slice_length: timedelta | None = None) -> list[dict[str, str]]:
+    """A task that cuts this run's data interval into slices (see ``materialization_slices``); feed its
+    result to ``MaterializeFeaturesOperator.partial(...).expand_kwargs(...)``."""
     from airflow.sdk import get_current_context
 
     context = get_current_context()
@@ -68,6 +59,18 @@ def _cut_data_interval(slices: int | None, slice_length: timedelta | None) -> li
         default_start=context.get("data_interval_start"), default_end=context.get("data_interval_end")
     )
     return [part.to_dict() for part in split_window(window, slices=slices, slice_length=slice_length)]
+
+
+def __getattr__(name: str) -> Any:
+    # ``slice_data_interval`` is a @task made on first use: @task loads the standard provider's Python operators,
+    # which a DAG file that does not slice its data interval would otherwise load at every parse (bench_dag_parse).
+    if name != "slice_data_interval":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from airflow.sdk import task
+
+    decorated = task(task_id="slice_data_interval")(_slice_data_interval)
+    globals()[name] = decorated
+    return decorated
 
 
 class FeastApplyOperator(FeastHookMixin):
