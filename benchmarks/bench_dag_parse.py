@@ -78,18 +78,15 @@ def main() -> int:
     for dag_file in sorted((REPO / "dags").glob("*.py")):
         empty = home / f"empty_{dag_file.name}"
         dag_times, empty_times = [], []
-        for pair in range(PAIRS):
-            if pair == 0:  # the DAG first: its run says which baseline it gets
-                seconds, builds_assets = parse(dag_file, env)
+        for pair in range(PAIRS):  # the order alternates; the first pair runs the DAG first: it picks the baseline
+            for path in (dag_file, empty) if pair % 2 == 0 else (empty, dag_file):
+                seconds, builds_assets = parse(path, env)
+                if path == empty:
+                    empty_times.append(seconds)
+                    continue
                 dag_times.append(seconds)
-                empty.write_text(baseline_source(dag_file, builds_assets))
-                empty_times.append(parse(empty, env)[0])
-            elif pair % 2:
-                empty_times.append(parse(empty, env)[0])
-                dag_times.append(parse(dag_file, env)[0])
-            else:
-                dag_times.append(parse(dag_file, env)[0])
-                empty_times.append(parse(empty, env)[0])
+                if pair == 0:
+                    empty.write_text(baseline_source(dag_file, builds_assets))
         ratio = statistics.median(d / e for d, e in zip(dag_times, empty_times, strict=True))
         dag_median, empty_median = statistics.median(dag_times), statistics.median(empty_times)
         print(f"{dag_file.name:40} {dag_median:9.3f} {empty_median:11.3f} {ratio:6.3f}", flush=True)
