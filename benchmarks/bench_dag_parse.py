@@ -24,7 +24,7 @@ from pathlib import Path
 from harness import report
 
 REPO = Path(__file__).resolve().parents[1]
-PAIRS = 3
+PAIRS = 5
 TARGET = 1.10
 DRIVER = (
     "import runpy, sys, time\n"
