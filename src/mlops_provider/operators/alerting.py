@@ -150,10 +150,8 @@ class MlflowAlertLedger:
 
 def _fill_email_defaults(notifier: Any) -> None:
     """An SmtpNotifier without a subject or body sends the alert's own (its defaults describe a failed task)."""
-    try:
-        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-    except ImportError:  # pragma: no cover - the smtp provider comes with Airflow
-        return
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
     if isinstance(notifier, SmtpNotifier):
         if notifier.subject is None:
             notifier.subject = "{{ alert.subject }}"
