@@ -17,6 +17,9 @@ Per model `<model>` (the entry's key, also the registered model in MLflow):
 * with `triggers.performance`: `mlops_fleet_<model>_performance` raising `mlops://performance/<model>`, and
   `mlops_fleet_<model>_retrain_on_performance` answering it.
 
+and, for the whole fleet, `mlops_fleet_report`: daily, the fleet report, which alerts `model_stale` to every model
+that has not retrained for two of its schedule periods.
+
 They are the reference DAGs' wiring (`lifecycle_task_group` and the builders of `mlops_provider.reference`) with
 the entry's settings, tagged `mlops`, `fleet` and the entry's tags, owned by its owners. Every `train` task takes a
 slot of the Airflow pool `mlops_training` (create it: `airflow pools set mlops_training 4 "fleet training"`), which

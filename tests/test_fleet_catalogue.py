@@ -112,6 +112,7 @@ models:
   twice: {GOOD}
   twice: {GOOD}
   catalogue_errors: {GOOD}
+  report: {GOOD}
   churn:
     dataset_uri: /data/churn
     target_column: churned
@@ -126,7 +127,8 @@ models:
     assert "the name is not a valid registered model name" in messages[("churn model", "name")]
     assert "defined twice (lines 5 and 6); keep one entry" in messages[("twice", "name")]
     assert "reserved for the fleet's own DAG ids" in messages[("catalogue_errors", "name")]
-    assert "target_column is given twice (lines 10 and 11); keep one" in messages[("churn", "target_column")]
+    assert "reserved for the fleet's own DAG ids" in messages[("report", "name")]
+    assert "target_column is given twice (lines 11 and 12); keep one" in messages[("churn", "target_column")]
     assert "the entry must be a mapping of settings, got a list" in messages[("listed", None)]
     # churn failed, so its drift monitor does not exist and churn_drift's DAG id is free.
     assert ("churn_drift", "name") not in messages
@@ -263,7 +265,7 @@ def test_dagbag_loads_the_good_models_and_reports_the_bad_one_from_its_own_file(
         "mlops_fleet_churn_gbm", "mlops_fleet_churn_gbm_drift", "mlops_fleet_churn_gbm_retrain_on_drift",
         "mlops_fleet_churn_forest", "mlops_fleet_churn_forest_performance",
         "mlops_fleet_churn_forest_retrain_on_performance",
-        "mlops_fleet_churn_logistic", "mlops_fleet_churn_logistic_arrival",
+        "mlops_fleet_churn_logistic", "mlops_fleet_churn_logistic_arrival", "mlops_fleet_report",
     }  # fmt: skip
     assert {"mlops_lifecycle", "mlops_drift_monitor"} <= set(bag.dags)
 
@@ -352,6 +354,10 @@ def test_the_fleet_dags_are_the_reference_wiring(tmp_path, monkeypatch):
         ("mlops_fleet_churn_logistic_arrival", "mlops_retrain_on_data_arrival"),
     ]:
         assert structure(dags[fleet_id]) == structure(dags[reference_id]), fleet_id
+    # One report DAG for the fleet: daily, the catalogue read as this file read it, stale models alerted.
+    report = dags["mlops_fleet_report"]
+    assert [type(task).__name__ for task in report.tasks] == ["FleetReportOperator"]
+    assert report.schedule == "@daily" and report.get_task("fleet_report").catalogue_path is None
     forest_retrain = structure(dags["mlops_fleet_churn_forest_retrain_on_performance"])
     assert set(forest_retrain) == set(structure(dags["mlops_retrain_on_performance"])) | {"lifecycle.approve"}
 

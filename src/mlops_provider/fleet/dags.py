@@ -8,8 +8,9 @@
 | ``mlops_fleet_<model>_retrain_on_drift`` | ``triggers.drift`` | ``retrain_on_drift_dag`` |
 | ``mlops_fleet_<model>_performance`` | ``triggers.performance`` | ``performance_monitor_dag`` |
 | ``mlops_fleet_<model>_retrain_on_performance`` | ``triggers.performance`` | ``retrain_on_performance_dag`` |
+| ``mlops_fleet_report`` (one for the fleet) | at least one good model | ``fleet_report_dag`` |
 
-(the builders are in ``mlops_provider.reference``).
+(the other builders are in ``mlops_provider.reference``).
 
 One wiring: the lifecycle is the reference DAGs' ``lifecycle_task_group`` and the trigger DAGs come from the same
 functions as ``mlops_retrain_on_data_arrival``, ``mlops_drift_monitor`` and the others, called with the entry's
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 
 TRAINING_POOL = "mlops_training"
 ERRORS_DAG_ID = f"{DAG_ID_PREFIX}catalogue_errors"
+REPORT_DAG_ID = f"{DAG_ID_PREFIX}report"
 
 # What each generated DAG does, for its doc_md; the model, its settings and its DAG ids are filled in.
 _DOES = {
@@ -271,7 +273,8 @@ def model_dags(
 def fleet_dags(
     catalogue: Catalogue, *, feast_repo_path: str | None = None, training_pool: str | None = TRAINING_POOL
 ) -> dict[str, DAG]:
-    """Every good model's DAGs, by DAG id. Bad entries are left out: ``catalogue_errors_dag`` reports them."""
+    """Every good model's DAGs, by DAG id, and the fleet's report DAG. Bad entries are left out:
+    ``catalogue_errors_dag`` reports them."""
     dags: dict[str, DAG] = {}
     for entry in catalogue.models.values():
         dags.update(
@@ -279,7 +282,35 @@ def fleet_dags(
                 entry, catalogue_path=catalogue.path, feast_repo_path=feast_repo_path, training_pool=training_pool
             )
         )
+    if dags:
+        report = fleet_report_dag(catalogue)
+        dags[report.dag_id] = report
     return dags
+
+
+def fleet_report_dag(catalogue: Catalogue) -> DAG:
+    """Daily: ``FleetReportOperator`` over the catalogue, read where ``mlops_fleet.py`` reads it. A model without a
+    new version for two of its schedule periods is stale, and each stale model's own ``alerts`` hear of it
+    (``model_stale``) while it stays stale."""
+    from mlops_provider import reference
+    from mlops_provider.operators.fleet import FleetReportOperator
+
+    doc = (
+        f"Daily: the fleet report over every model of the catalogue `{catalogue.path}` "
+        "(champion, newest version, gate decision, drift and live verdicts, flags), behind the task's "
+        "**Fleet report** link; the alert `model_stale` goes to every stale model's own `alerts`."
+    )
+    with DAG(
+        dag_id=REPORT_DAG_ID,
+        schedule="@daily",
+        start_date=reference.START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=["mlops", "fleet", "report"],
+        doc_md=doc,
+    ) as dag:
+        FleetReportOperator(task_id="fleet_report")
+    return dag
 
 
 class CatalogueErrorsDAG(DAG):

@@ -22,7 +22,7 @@ VARIABLE = "mlops_model_catalog"
 SAMPLE = "include/model_catalog.yaml"
 DAG_ID_PREFIX = "mlops_fleet_"
 # Ids the fleet uses for itself; a model of that name would take them.
-RESERVED_NAMES = frozenset({"catalogue_errors"})
+RESERVED_NAMES = frozenset({"catalogue_errors", "report"})
 # Airflow's cron presets (airflow.sdk.definitions.timetables._cron.CRON_PRESETS) and "@once".
 CRON_PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
 SCHEDULE_PRESETS = (*CRON_PRESETS, "@once")
