@@ -177,6 +177,52 @@ def test_unknown_method():
         )
 
 
+# A fresh interpreter: the report thread imports Evidently and is held inside that import (an import hook waits
+# there) while the calling thread tests a column with one of Evidently's own methods, as the operator's two threads
+# do. Without one import at a time, the column test met Evidently half imported and failed: an ImportError, or a
+# valid method refused as "not an Evidently stattest".
+_HALF_IMPORTED = """
+import sys, threading
+import numpy as np
+held, release = threading.Event(), threading.Event()
+
+class HoldTheReportThread:
+    def find_spec(self, name, path=None, target=None):
+        if name == sys.argv[1] and threading.current_thread().name == "report":
+            held.set()
+            release.wait(1.0)
+        return None
+
+sys.meta_path.insert(0, HoldTheReportThread())
+from mlops_provider.core.drift import import_report_libraries, stattest_column
+
+report = threading.Thread(target=import_report_libraries, name="report", daemon=True)
+report.start()
+assert held.wait(60), f"the report thread never imported {sys.argv[1]}: Evidently's modules have moved"
+rng = np.random.default_rng(0)
+column = stattest_column("x", "numerical", "wasserstein", 0.1, rng.normal(size=500), rng.normal(size=500))
+release.set()
+report.join()
+print(column.method)
+"""
+
+
+@pytest.mark.parametrize(
+    "held_at",
+    [
+        "evidently.legacy.core",  # was: ImportError, partially initialized module
+        "evidently.legacy.calculations.stattests.anderson_darling_stattest",  # was: 'wasserstein' refused
+    ],
+)
+def test_a_column_test_waits_for_evidently_being_imported_by_the_report_thread(held_at):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _HALF_IMPORTED, held_at], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["wasserstein"]
+
+
 def test_operator_needs_a_reference_or_a_model():
     from mlops_provider.operators.drift import DetectDriftOperator
 

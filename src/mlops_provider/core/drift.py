@@ -245,6 +245,8 @@ def _sample(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
 def stattest_column(column: str, column_type: str, method: str, threshold: float, ref: Any, cur: Any) -> ColumnDrift:
     """One column's test with Evidently's stattest ``method`` on its non-null values (registered methods included)."""
     import pandas as pd
+
+    import_evidently()
     from evidently.legacy.calculations.stattests.registry import get_stattest
     from evidently.legacy.core import ColumnType
 
@@ -351,6 +353,7 @@ def render_column_report(
 ) -> str:
     """``render_html_report`` from the tested columns and their types: the page does not depend on the verdicts, so
     it can be built while the columns are still being tested (``core.drift_wide.check_columns``)."""
+    import_evidently()
     snapshot = _evidently_snapshot(reference, current, column_types, settings)
     if section is None:
         handle, path = tempfile.mkstemp(suffix=".html", prefix="mlops-drift-")
@@ -377,8 +380,25 @@ def render_column_report(
     return str(render_widgets([*groups, *tests], as_iframe=False))
 
 
+_IMPORTING_EVIDENTLY = threading.Lock()
+
+
+def import_evidently() -> None:
+    """Import Evidently, one thread at a time; every use of it comes through here first.
+
+    Evidently's package imports all of itself (seconds). A thread that imports one of its modules while another
+    thread is still inside that import can get a module half run: an ``ImportError`` (``partially initialized
+    module``) or a stattest registry that lacks a valid method, which would read as a bad ``num_method``. The report
+    thread imports Evidently while the calling thread tests columns, and a column test with a method of Evidently's
+    own (``wasserstein``, ``psi``, ...) imports it too: the second waits here until the first is done.
+    """
+    with _IMPORTING_EVIDENTLY:
+        import evidently  # noqa: F401
+
+
 def import_report_libraries() -> None:
     """Import what ``render_column_report`` uses (Evidently: seconds), e.g. in a thread while the data is tested."""
+    import_evidently()
     import evidently.core.metric_types  # noqa: F401
     import evidently.legacy.renderers.html_widgets  # noqa: F401
     from evidently import DataDefinition, Dataset, Report  # noqa: F401
@@ -464,6 +484,7 @@ def register_stattests() -> None:
     with _REGISTERING:
         if _REGISTERED:
             return
+        import_evidently()
         from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
         from evidently.legacy.core import ColumnType
 
