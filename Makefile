@@ -41,7 +41,10 @@ lint: install
 	$(VENV)/bin/mypy
 
 # Every benchmark, or one or more by name: make bench NAME=drift (NAME="drift fleet").
+# The project's own modules compiled first, as an installed wheel's are: with PYTHONDONTWRITEBYTECODE set, every
+# fresh interpreter a benchmark times would otherwise compile them from source on import, inside the timing.
 bench: install
+	$(VENV_PY) -m compileall -q src
 	$(VENV_PY) benchmarks/run.py $(NAME)
 
 demo: install
