@@ -54,6 +54,9 @@ from .api import AirflowApi  # noqa: E402
 
 REFERENCE_DAGS = REPO_ROOT / "dags"
 REDIS_DB = 11  # a broker database no other test uses; only this one is flushed
+# The Celery queue of this run's stacks (every operator's default queue, and the one the worker serves): a stack
+# left running by a killed test run shares the broker database, and its worker would take this run's tasks.
+CELERY_QUEUE = f"mlops-system-{secrets.token_hex(4)}"
 ADMIN = {"username": "admin", "password": "system-Adm1n-pass"}
 # A second user (role "user": may answer Required actions) for approvals restricted to named approvers.
 APPROVER = {"username": "release-manager", "password": "system-Appr0ver-pass"}
@@ -349,6 +352,7 @@ def airflow_env(root: Path, metadata_url: str, api_port: int, mlflow_url: str, m
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__CELERY__BROKER_URL": f"redis://{services.REDIS['host']}:{services.REDIS['port']}/{REDIS_DB}",
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{psycopg_url}",
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": CELERY_QUEUE,
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "3",
         "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "3600",
         # The worker loads the heavy libraries once before it forks its tasks (see celery_preload.py).
