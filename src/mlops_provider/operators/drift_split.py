@@ -71,12 +71,13 @@ def check_sources(
     """The drift check of ``current_uri`` against ``check``'s reference; None when the current data has no rows.
 
     Up to ``WIDE_COLUMNS`` tested columns the report is Evidently's, built from ``report_rows`` sampled rows kept
-    while the blocks are read, in a thread started before the data is opened that imports Evidently while the
-    columns are tested (``drift_wide.EvidentlyReport``); above, the compact page of ``core.drift_report_wide``
-    (no Evidently at all).
+    while the blocks are read, by a process (or thread) started before the data is opened that imports Evidently
+    while the columns are tested (``drift_page.EvidentlyReport``); above, the compact page of
+    ``core.drift_report_wide`` (no Evidently at all).
     """
+    from mlops_provider.core.drift_page import EvidentlyReport
     from mlops_provider.core.drift_report_wide import render_wide_report
-    from mlops_provider.core.drift_wide import WIDE_COLUMNS, EvidentlyReport, check_columns, merge_parts, plan_columns
+    from mlops_provider.core.drift_wide import WIDE_COLUMNS, check_columns, merge_parts, plan_columns
 
     with ExitStack() as stack:
         evidently = EvidentlyReport(settings, render=window is None)
