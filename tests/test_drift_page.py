@@ -4,6 +4,7 @@ a page process that dies, or a check that is cancelled, leaves the page right an
 from __future__ import annotations
 
 import glob
+import os
 import re
 import tempfile
 
@@ -36,18 +37,24 @@ def page_of(report: EvidentlyReport) -> str:
 @pytest.fixture(scope="module")
 def page_built_in_the_task() -> str:
     patch = pytest.MonkeyPatch()
-    patch.setattr(drift_page.PageProcess, "start", classmethod(lambda cls: None))
+    patch.setattr(drift_page, "page_process_pays", lambda: False)
     try:
         return page_of(EvidentlyReport(SETTINGS))
     finally:
         patch.undo()
 
 
+@pytest.fixture
+def page_process(monkeypatch):
+    """A page process for every report, though this process has imported Evidently (``page_process_pays``)."""
+    monkeypatch.setattr(drift_page, "page_process_pays", lambda: True)
+
+
 def page_folders() -> set[str]:
     return set(glob.glob(f"{tempfile.gettempdir()}/mlops-drift-page-*"))
 
 
-def test_the_page_process_builds_the_page_the_task_would(page_built_in_the_task, monkeypatch):
+def test_the_page_process_builds_the_page_the_task_would(page_built_in_the_task, page_process, monkeypatch):
     before = page_folders()
     report = EvidentlyReport(SETTINGS)
     assert report._process is not None, "on Linux the page is built in a process of its own"
@@ -63,13 +70,13 @@ def test_the_page_process_builds_the_page_the_task_would(page_built_in_the_task,
     assert page_folders() == before, "the samples handed to the page process are removed"
 
 
-def test_a_page_process_that_dies_leaves_the_page_to_the_task(page_built_in_the_task):
+def test_a_page_process_that_dies_leaves_the_page_to_the_task(page_built_in_the_task, page_process):
     report = EvidentlyReport(SETTINGS)
     report._process.process.kill()
     assert page_of(report) == page_built_in_the_task
 
 
-def test_a_page_process_that_fails_leaves_the_error_to_the_task():
+def test_a_page_process_that_fails_leaves_the_error_to_the_task(page_process):
     """A page that cannot be built raises in the task, with Evidently's own message, not a timeout or a blank page."""
     settings = DriftSettings(exclude_columns=["customer_id", "churned"], report_rows=500, num_method="no-such-test")
     report = EvidentlyReport(settings)
@@ -82,9 +89,37 @@ def test_a_page_process_that_fails_leaves_the_error_to_the_task():
     assert not report._process.process.is_alive()
 
 
-def test_a_cancelled_check_stops_the_page_process_and_removes_its_folder():
+def test_a_cancelled_check_stops_the_page_process_and_removes_its_folder(page_process):
     before = page_folders()
     report = EvidentlyReport(SETTINGS)
     report.cancel()
     assert not report._process.process.is_alive()
     assert page_folders() == before
+
+
+_TWO_CHECKS = """
+from test_drift_page import page_of, RANDOM_IDS
+from mlops_provider.core.drift_page import EvidentlyReport
+from test_drift_page import SETTINGS
+
+first, second = EvidentlyReport(SETTINGS), EvidentlyReport(SETTINGS)
+print(first._process is not None, second._process is not None, page_of(first) == page_of(second))
+"""
+
+
+@pytest.mark.scale  # two fresh imports of Evidently (seconds each)
+def test_a_process_that_checks_drift_again_imports_evidently_once():
+    """The first check of a fresh process builds its page in a page process; a second check of the same process
+    builds it in a thread (it imports Evidently there once, for every later check), and the pages are the same."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    path = os.pathsep.join([str(tests), str(tests.parent / "include"), os.environ.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, "-c", _TWO_CHECKS], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": path},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["True", "False", "True"]

@@ -4,8 +4,8 @@ The page depends on the tested columns, their types and the settings, not on the
 the tests. Importing Evidently is seconds of Python work: in a thread of the task's process it holds the GIL the
 column tests need between their numpy and Arrow calls, and both go slower. So where the platform forks (Linux),
 the page is built in a forked process of its own, which imports Evidently on the other core as soon as the check
-starts and builds the page from the sample rows it is handed; elsewhere, and when that process cannot start, a
-thread of the task's process does the same.
+starts and builds the page from the sample rows it is handed; elsewhere, when that process cannot start, and in a
+process that checks drift more than once (``page_process_pays``), a thread of the task's process does the same.
 """
 
 from __future__ import annotations
@@ -38,12 +38,13 @@ class EvidentlyReport:
 
     Made before the datasets are opened. A thread imports what the column tests use (the calling thread waits for
     that, ``ready()``, before it tests: a column test never uses a module that is still being imported). The page
-    process (``PageProcess``), forked before that thread starts, imports Evidently and waits for the sample rows
-    ``check_columns`` hands to ``submit``; without one, the thread imports Evidently once ``plan`` names the columns
-    and builds the page from the sample. ``html()`` waits for the page. ``cancel()`` (a wide check, or a failed one)
-    stops the process or the thread. With ``render=False`` (the page takes a section known only after the tests)
-    there is no page process, the thread only imports, and ``html(section)`` builds the page. If the page process
-    or the thread fails, ``html`` builds the page in the calling thread (which raises the error, if it persists).
+    process (``PageProcess``, where it pays), forked before that thread starts, imports Evidently and waits for the
+    sample rows ``check_columns`` hands to ``submit``; without one, the thread imports Evidently once ``plan`` names
+    the columns and builds the page from the sample. ``html()`` waits for the page. ``cancel()`` (a wide check, or
+    a failed one) stops the process or the thread. With ``render=False`` (the page takes a section known only after
+    the tests) there is no page process, the thread only imports, and ``html(section)`` builds the page. If the page
+    process or the thread fails, ``html`` builds the page in the calling thread (which raises the error, if it
+    persists).
     """
 
     def __init__(self, settings: DriftSettings, *, render: bool = True) -> None:
@@ -58,7 +59,7 @@ class EvidentlyReport:
         self._html: str | None = None
         # Forked before the thread starts: a fork copies only the calling thread, and a module the thread was still
         # importing would stay half imported in the copy.
-        self._process = PageProcess.start() if render else None
+        self._process = PageProcess.start() if render and page_process_pays() else None
         self._thread = threading.Thread(target=self._build, name="drift-report", daemon=True)
         self._thread.start()
 
@@ -128,6 +129,17 @@ class EvidentlyReport:
         return render_column_report(reference, current, self.column_types, self.settings, section)
 
 
+_page_processes_started = 0
+
+
+def page_process_pays() -> bool:
+    """Whether a page process would save time: Evidently is not imported in this process yet, and no page process
+    was started here before. A process that checks drift again and again (a notebook, ``dag.test()``, a test run)
+    imports Evidently once, in the thread, and builds every later page without importing it; page processes
+    would each import it anew."""
+    return _page_processes_started == 0 and "evidently" not in sys.modules
+
+
 class PageProcess:
     """A forked process that imports Evidently at once and builds the page of the sample rows it is sent.
 
@@ -167,6 +179,8 @@ class PageProcess:
             shutil.rmtree(folder, ignore_errors=True)
             return None
         theirs.close()
+        global _page_processes_started
+        _page_processes_started += 1
         return cls(process, ours, folder)
 
     def submit(
