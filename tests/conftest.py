@@ -17,6 +17,7 @@ import gc
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,9 +37,16 @@ METADATA_DB_ERROR: str | None = None
 METADATA_DB_URL: str | None = None
 
 
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def pytest_configure(config):
     """The test environment, set before pytest imports any test module (and so before Airflow reads it)."""
     global METADATA_DB_ERROR, METADATA_DB_URL
+    # `kill <pytest>` (a CI timeout, a developer) ends the run as Ctrl-C does: fixtures tear down, so the services
+    # they started in sessions of their own (Airflow, Celery, MLflow, moto) stop too instead of running on.
+    signal.signal(signal.SIGTERM, _interrupted)
     if METADATA_BACKEND not in ("sqlite", "postgres"):
         raise pytest.UsageError(f"MLOPS_METADATA_BACKEND={METADATA_BACKEND!r}: use 'sqlite' or 'postgres'.")
     for name in list(os.environ):
