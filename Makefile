@@ -30,9 +30,9 @@ test: install
 	MLOPS_METADATA_BACKEND=postgres $(PYTEST) tests -m airflow_db --durations=10 $(PYTEST_OK_IF_EMPTY)
 
 # The fast layer: every test that needs neither the metadata database nor the production-shape stack, nor
-# data large enough to measure memory bounds.
+# data large enough to measure memory bounds, nor seconds of fresh interpreters for one behaviour.
 test-fast: install
-	$(PYTEST) tests -m "not airflow_db and not system and not scale"
+	$(PYTEST) tests -m "not airflow_db and not system and not scale and not slow"
 
 # Formatting, lint rules and types (configured in pyproject.toml).
 lint: install

@@ -207,6 +207,7 @@ print(column.method)
 """
 
 
+@pytest.mark.slow  # a fresh interpreter imports Evidently
 def test_a_column_test_waits_for_evidently_being_imported_by_the_report_thread():
     import subprocess
     import sys

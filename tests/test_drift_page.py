@@ -107,7 +107,7 @@ print(first._process is not None, second._process is not None, page_of(first) ==
 """
 
 
-@pytest.mark.scale  # two fresh imports of Evidently (seconds each)
+@pytest.mark.slow  # two fresh imports of Evidently (seconds each)
 def test_a_process_that_checks_drift_again_imports_evidently_once():
     """The first check of a fresh process builds its page in a page process; a second check of the same process
     builds it in a thread (it imports Evidently there once, for every later check), and the pages are the same."""

@@ -247,6 +247,7 @@ def _materialize_day(repo: str, day: int) -> None:
     core.materialize_window(open_store(Path(repo)), day_window(day))
 
 
+@pytest.mark.slow  # three spawned interpreters, as three Airflow tasks
 def test_parallel_slices_in_any_order_end_with_the_newest_values(store_repo):
     """Three one-day slices run at once, the newest one first, each in a process of its own with its own
     FeatureStore, as three Airflow tasks run. (Not threads of one process: Feast reads the file source with dask,
