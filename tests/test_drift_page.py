@@ -98,9 +98,8 @@ def test_a_cancelled_check_stops_the_page_process_and_removes_its_folder(page_pr
 
 
 _TWO_CHECKS = """
-from test_drift_page import page_of, RANDOM_IDS
 from mlops_provider.core.drift_page import EvidentlyReport
-from test_drift_page import SETTINGS
+from test_drift_page import SETTINGS, page_of
 
 first, second = EvidentlyReport(SETTINGS), EvidentlyReport(SETTINGS)
 print(first._process is not None, second._process is not None, page_of(first) == page_of(second))

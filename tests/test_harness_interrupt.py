@@ -49,7 +49,7 @@ def test_a_run_stopped_with_sigterm_stops_the_services_its_fixtures_started(tmp_
             "-p",
             "conftest",
             str(tmp_path),
-        ],  # fmt: skip
+        ],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -129,7 +129,7 @@ class EvidentlyReport:
         return render_column_report(reference, current, self.column_types, self.settings, section)
 
 
-_page_processes_started = 0
+_page_process_started = False
 
 
 def page_process_pays() -> bool:
@@ -137,7 +137,7 @@ def page_process_pays() -> bool:
     was started here before. A process that checks drift again and again (a notebook, ``dag.test()``, a test run)
     imports Evidently once, in the thread, and builds every later page without importing it; page processes
     would each import it anew."""
-    return _page_processes_started == 0 and "evidently" not in sys.modules
+    return not _page_process_started and "evidently" not in sys.modules
 
 
 class PageProcess:
@@ -179,8 +179,8 @@ class PageProcess:
             shutil.rmtree(folder, ignore_errors=True)
             return None
         theirs.close()
-        global _page_processes_started
-        _page_processes_started += 1
+        global _page_process_started
+        _page_process_started = True
         return cls(process, ours, folder)
 
     def submit(
