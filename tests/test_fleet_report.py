@@ -200,7 +200,7 @@ def test_monitor_verdicts_flag_unanswered_drift_and_missing_labels(world):
     run_id = monitoring.find_monitoring_run(client, FRESH).info.run_id
     now = datetime.now(timezone.utc)
     drift = {"detected": True, "share": 0.5, "drifted_columns": 2, "tested_columns": 4,
-             "checked_at": now.isoformat(timespec="seconds"), "report_uri": "file:///reports/drift.html"}  # fmt: skip
+             "checked_at": now.isoformat(timespec="milliseconds"), "report_uri": "file:///reports/drift.html"}  # fmt: skip
     live = {"outcome": "insufficient_evidence", "degraded": False, "windows_without_labels": 3,
             "window_end": "2026-01-12T00:00:00+00:00", "report_uri": None}  # fmt: skip
     try:

@@ -338,7 +338,7 @@ class DriftCheck(MlflowHookMixin, DatasetHookMixin):
             "drifted_columns": len(result.drifted_columns),
             "tested_columns": len(result.column_verdicts()),
             "data_interval_end": data_end.isoformat(),
-            "checked_at": checked.isoformat(timespec="seconds"),
+            "checked_at": checked.isoformat(timespec="milliseconds"),  # versions are registered to the millisecond
             "report_uri": browser_url(uri),
             "dag_id": context["ti"].dag_id,
             "run_id": context["ti"].run_id,
