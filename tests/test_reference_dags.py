@@ -261,7 +261,14 @@ def test_drift_monitor_raises_the_asset_and_retrain_on_drift_answers_it(airflow_
     quiet = dags["mlops_drift_monitor"].test(logical_date=end_of("2026-01-07"))
     assert xcom(quiet, "detect_drift")["drift_detected"] is False
 
-    write_partitions(env["data"], start="2026-01-08", days=1, rows_per_day=800, drift=True)
+    # Drift takes a few charges past the training range and the lifecycle's validation margin (a fifth of the
+    # span); the retraining that answers the drift must not be stopped by them.
+    trained = pd.read_parquet(env["data"], columns=["monthly_charges"])["monthly_charges"]
+    past_the_range = round(trained.max() + (trained.max() - trained.min()) / 2, 2)
+    (drifted_day,) = write_partitions(env["data"], start="2026-01-08", days=1, rows_per_day=800, drift=True)
+    day = pd.read_parquet(drifted_day)
+    day.loc[day.index[:3], "monthly_charges"] = past_the_range
+    day.to_parquet(drifted_day, index=False)
     drifted = dags["mlops_drift_monitor"].test(logical_date=end_of("2026-01-08"))
     verdict = xcom(drifted, "detect_drift")
     assert verdict["drift_detected"] and "monthly_charges" in verdict["drifted_columns"]
@@ -274,6 +281,7 @@ def test_drift_monitor_raises_the_asset_and_retrain_on_drift_answers_it(airflow_
     retrain = dags["mlops_retrain_on_drift"].test()
     assert xcom(retrain, "drift_event")["event_id"] == events[0].id
     assert xcom(retrain, "recent_partitions")["partitions"][-1] == "2026-01-08"
+    assert states(retrain)["lifecycle.validate"] == "success", states(retrain)
     assert states(retrain)["lifecycle.gate"] in ("success", "skipped")
     decision = env["client"].get_model_version(env["model"], xcom(retrain, "lifecycle.train")["version"])
     assert decision.tags["mlops.gate.decision"] in ("promoted", "rejected")

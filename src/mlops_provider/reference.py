@@ -44,6 +44,9 @@ START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SAMPLE_ID_COLUMNS = ("customer_id", "dt")
 # A drift or performance event retrains on the newest week of partitions up to the day it names.
 RETRAIN_WINDOW_DAYS = 7
+# Retraining on drift validates data that has shifted by design: the monitor has judged the shift, so ranges
+# learnt from the champion's sample may not stop it. A full span of room on each side still stops broken units.
+DRIFT_RETRAIN_RANGE_TOLERANCE = 1.0
 
 
 @dataclass(frozen=True)
@@ -261,13 +264,21 @@ def retrain_on_drift_dag(
     doc_md: str | None = None,
     default_args: Mapping[str, Any] | None = None,
 ) -> DAG:
-    """On the Asset ``mlops://drift/<model>``: the lifecycle on the newest week of partitions up to the drifted day."""
+    """On the Asset ``mlops://drift/<model>``: the lifecycle on the newest week of partitions up to the drifted day.
+
+    Its validation widens the inferred ranges by ``DRIFT_RETRAIN_RANGE_TOLERANCE`` (a full span on each side, where
+    the lifecycle's default is a fifth): the data it retrains on has drifted, and values just past the champion's
+    range would otherwise fail the very retraining the drift called for. A ``lifecycle`` that sets
+    ``range_tolerance`` keeps its own."""
     from mlops_provider.assets import drift_asset
     from mlops_provider.operators.drift import DriftEventOperator
 
     def event() -> BaseOperator:
         return DriftEventOperator(task_id="drift_event", model_name=settings.model_name)
 
+    lifecycle = lifecycle or settings.lifecycle(dataset_uri=None, experiment_name=dag_id)
+    if lifecycle.range_tolerance is None:
+        lifecycle = lifecycle.replace(range_tolerance=DRIFT_RETRAIN_RANGE_TOLERANCE)
     return _retrain_on_event(settings, event, drift_asset(settings.model_name), lifecycle, dag_id, tags, doc_md,
                              default_args)  # fmt: skip
 

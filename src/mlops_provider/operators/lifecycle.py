@@ -77,7 +77,8 @@ class LifecycleSettings:
     The data: ``dataset_uri`` (labelled rows), ``target_column``, and optionally ``feature_columns``,
     ``id_columns`` (never features), ``timestamp_column`` (a time split), ``feature_refs`` (Feast references
     joined point-in-time; empty: the dataset is used as it is) and ``expectation_suite`` (empty: inferred
-    from the champion's training sample). The model: ``model_name``, ``estimator``, ``estimator_params``,
+    from the champion's training sample, its numeric ranges widened by ``range_tolerance``; None: the
+    ``ValidateDataOperator`` default). The model: ``model_name``, ``estimator``, ``estimator_params``,
     ``experiment_name``, ``skip_if_unchanged``, ``slice_columns`` and ``sensitive_columns`` (per-slice and
     fairness metrics, which ``thresholds`` may then name). The gate: ``thresholds``, or ``primary_metric`` (empty: by
     task type) with ``min_improvement``; ``live_evidence`` (the challenger must also beat the champion in shadow
@@ -100,6 +101,7 @@ class LifecycleSettings:
     timestamp_column: Any = None
     feature_refs: Any = None
     expectation_suite: Any = None
+    range_tolerance: float | None = None
     estimator: Any = None
     estimator_params: Any = None
     slice_columns: Any = None
@@ -150,6 +152,7 @@ def lifecycle_task_group(settings: LifecycleSettings, *, group_id: str = "lifecy
     """Build the lifecycle TaskGroup in the current DAG context and return it (use it like any task)."""
     from airflow.sdk import TaskGroup
 
+    from mlops_provider.core import validation
     from mlops_provider.operators.features import GetHistoricalFeaturesOperator
     from mlops_provider.operators.prediction import BatchPredictOperator
     from mlops_provider.operators.registry import EvaluateChallengerOperator, PromoteModelOperator
@@ -186,6 +189,7 @@ def lifecycle_task_group(settings: LifecycleSettings, *, group_id: str = "lifecy
             baseline_model=s.model_name,
             champion_alias=s.alias,
             on_failure="fail",
+            range_tolerance=validation.DEFAULT_RANGE_TOLERANCE if s.range_tolerance is None else s.range_tolerance,
             **connections,
         )
         features = GetHistoricalFeaturesOperator(
