@@ -44,8 +44,7 @@ START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SAMPLE_ID_COLUMNS = ("customer_id", "dt")
 # A drift or performance event retrains on the newest week of partitions up to the day it names.
 RETRAIN_WINDOW_DAYS = 7
-# Retraining on drift validates data that has shifted by design: the monitor has judged the shift, so ranges
-# learnt from the champion's sample may not stop it. A full span of room on each side still stops broken units.
+# The validation margin of a retraining on drift, in spans of the inferred range (see retrain_on_drift_dag).
 DRIFT_RETRAIN_RANGE_TOLERANCE = 1.0
 
 
@@ -268,8 +267,8 @@ def retrain_on_drift_dag(
 
     Its validation widens the inferred ranges by ``DRIFT_RETRAIN_RANGE_TOLERANCE`` (a full span on each side, where
     the lifecycle's default is a fifth): the data it retrains on has drifted, and values just past the champion's
-    range would otherwise fail the very retraining the drift called for. A ``lifecycle`` that sets
-    ``range_tolerance`` keeps its own."""
+    range would otherwise fail the very retraining the drift called for; a full span still stops broken units. A
+    ``lifecycle`` that sets ``range_tolerance`` keeps its own."""
     from mlops_provider.assets import drift_asset
     from mlops_provider.operators.drift import DriftEventOperator
 
