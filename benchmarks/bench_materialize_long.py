@@ -86,8 +86,9 @@ def warm_worker(next_core: Any = None) -> None:
     materialisation imports, so the timed runs hold the work and no process's first imports. FeatureStore()
     imports its offline store's module (Feast's file store: dask) on first use, not with feast."""
     if next_core is not None:
+        cores = sorted(os.sched_getaffinity(0))
         with next_core.get_lock():
-            core = sorted(os.sched_getaffinity(0))[next_core.value % len(os.sched_getaffinity(0))]
+            core = cores[next_core.value % len(cores)]
             next_core.value += 1
         os.sched_setaffinity(0, {core})
     import feast  # noqa: F401
